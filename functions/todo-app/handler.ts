@@ -1,0 +1,78 @@
+// The OpenFaaS entry: handle(event, context), as every OpenFaaS node handler.
+// One route serves the page; the rest is answered plainly and never touches a file.
+import { loadConfig, type Config } from './config.js';
+import { ImageCache } from './imageCache.js';
+import { createLog, type Logger } from './log.js';
+import { matchesEtag, renderUnavailable, type Page } from './page.js';
+import { Volume } from './volume.js';
+
+export interface FunctionEvent {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface FunctionContext {
+  status(code: number): FunctionContext;
+  headers(values: Record<string, string | number>): FunctionContext;
+  succeed(body?: string | Buffer): void;
+}
+
+let config: Config;
+let log: Logger;
+let cache: ImageCache;
+
+/** Called by the wrapper before it listens: a bad setting stops the start here. */
+export async function init(): Promise<void> {
+  config = loadConfig();
+  log = createLog(config.logLevel, config.logFile);
+  const volume = new Volume(config.imageDir, log);
+  await volume.prepare();
+  cache = new ImageCache(config, volume, log);
+  const found = await cache.load().catch(() => false);
+  const { imageUrl, ...rest } = config;
+  log.info({ settings: { ...rest, imageUrl: imageUrl.href }, cachedImage: found ? 'fresh' : 'missing or stale' }, 'todo-app started');
+}
+
+/** SIGTERM: Kubernetes sends it on every scale-down and rollout. */
+export async function close(): Promise<void> {
+  log.info('SIGTERM: finishing the refresh in flight');
+  await cache.close(Math.min(config.fetchTimeoutMs, 20_000));
+  log.info('stopped');
+}
+
+const TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+
+function send(event: FunctionEvent, context: FunctionContext, page: Page | undefined): void {
+  if (page === undefined) {
+    const unavailable = renderUnavailable(cache.retryAfterSeconds());
+    context.status(503).headers(unavailable.headers).succeed(unavailable.body);
+    return;
+  }
+  const inm = event.headers['if-none-match'];
+  if (matchesEtag(Array.isArray(inm) ? inm.join(',') : inm, page.etag)) {
+    context.status(304).headers({ ETag: page.etag, 'Cache-Control': 'no-cache' }).succeed();
+    return;
+  }
+  context.status(200).headers(page.headers).succeed(page.body);
+}
+
+export function handle(event: FunctionEvent, context: FunctionContext): void | Promise<void> {
+  if (event.path === '/' || event.path === '') {
+    if (event.method !== 'GET' && event.method !== 'HEAD') {
+      context.status(405).headers({ ...TEXT, Allow: 'GET, HEAD' }).succeed('Method Not Allowed\n');
+      return;
+    }
+    const page = cache.fresh();
+    if (page !== undefined) return send(event, context, page);
+    return cache.current().then((current) => send(event, context, current));
+  }
+  if (event.path === '/_shutdown' && config.enableShutdown) {
+    // The course's crash test: die as a crash would, lock and all, with exit code 1.
+    log.warn('GET /_shutdown: exiting with code 1 (ENABLE_SHUTDOWN=true)');
+    context.status(200).headers(TEXT).succeed('Shutting down\n');
+    setTimeout(() => process.exit(1), 100);
+    return;
+  }
+  context.status(404).headers(TEXT).succeed('Not Found\n');
+}

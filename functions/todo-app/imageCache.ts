@@ -1,0 +1,147 @@
+// The refresh algorithm. Memory holds the current page; within the TTL a request
+// touches nothing else. Past the TTL the old page is served while one refresh
+// runs (stale-while-revalidate, RFC 5861): one per process through a shared
+// promise, one per volume through the lock, re-checked under the lock because
+// another replica may have finished while we waited.
+import { createHash } from 'node:crypto';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { renderPage, type Page } from './page.js';
+import { inspect, resize, sniffMime } from './picture.js';
+import { download } from './source.js';
+import { LOCK_STALE_MS, type Volume } from './volume.js';
+
+const BACKOFF_FIRST_MS = 1_000;
+const BACKOFF_MAX_MS = 60_000;
+/** While stale, another replica's refresh is looked for on disk at most this often. */
+const DISK_CHECK_MS = 1_000;
+
+export class ImageCache {
+  private page: Page | undefined;
+  private fetchedAt = -Infinity;
+  private refreshing: Promise<void> | undefined;
+  private checking: Promise<void> | undefined;
+  private checkedAt = -Infinity;
+  private failures = 0;
+  private retryAt = 0;
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly config: Config,
+    private readonly volume: Volume,
+    private readonly log: Logger,
+  ) {}
+
+  /** The page while it is fresh: the hot path, no I/O and no promise. */
+  fresh(): Page | undefined {
+    return Date.now() - this.fetchedAt < this.config.ttlMs ? this.page : undefined;
+  }
+
+  /** The page to serve now; undefined means there is no image and none came within FETCH_TIMEOUT_MS. */
+  async current(): Promise<Page | undefined> {
+    await this.checkDisk();
+    if (this.fresh()) return this.page;
+    if (this.page) {
+      void this.refresh();
+      return this.page;
+    }
+    if (Date.now() < this.retryAt && !this.refreshing) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.fetchTimeoutMs)));
+    await Promise.race([this.refresh(), bound]);
+    clearTimeout(timer);
+    return this.page;
+  }
+
+  /** Seconds until the source is tried again: the 503's Retry-After. */
+  retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+  }
+
+  /** Adopts what the volume holds when it is newer than memory: a restart, or another replica's refresh. */
+  async load(): Promise<boolean> {
+    const stamp = await this.volume.readStamp();
+    if (stamp === undefined || stamp <= this.fetchedAt) return this.fresh() !== undefined;
+    const stored = await this.volume.readImage();
+    const mime = stored && sniffMime(stored.bytes);
+    if (!stored || !mime) return false;
+    await this.install(stored.bytes, mime, stored.fetchedAt);
+    return this.fresh() !== undefined;
+  }
+
+  refresh(): Promise<void> {
+    if (this.stop.signal.aborted || Date.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
+    if (this.refreshing === undefined) {
+      if (this.page) this.log.info({ ageSeconds: Math.round((Date.now() - this.fetchedAt) / 1000) }, 'image stale');
+      else this.log.info({ dir: this.volume.dir }, 'image missing');
+      this.refreshing = this.download().finally(() => (this.refreshing = undefined));
+    }
+    return this.refreshing;
+  }
+
+  /** SIGTERM: let the refresh in flight finish within the bound, then cancel it; the lock is released either way. */
+  async close(boundMs: number): Promise<void> {
+    const running = this.refreshing;
+    if (running === undefined) return this.stop.abort();
+    const timer = setTimeout(() => this.stop.abort(), boundMs);
+    await running;
+    clearTimeout(timer);
+    this.stop.abort();
+  }
+
+  private checkDisk(): Promise<void> {
+    if (this.fresh() || Date.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
+    this.checkedAt = Date.now();
+    this.checking ??= this.load()
+      .then(() => undefined, (error: Error) => this.log.warn({ reason: error.message }, 'cannot read the saved image'))
+      .finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private async download(): Promise<void> {
+    const { config, volume, log } = this;
+    try {
+      await volume.withLock(
+        async () => {
+          if (await this.load()) return; // a replica finished while we waited for the lock
+          await volume.removeOrphans();
+          log.info({ url: config.imageUrl.href }, 'download start');
+          const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
+          const { mime, width, height } = await inspect(got.bytes);
+          const fetchedAt = Date.now();
+          await volume.writeImage(got.bytes, fetchedAt).catch((error: NodeJS.ErrnoException) =>
+            log.error({ code: error.code, reason: error.message }, 'cannot save the image on the volume; serving it from memory'),
+          );
+          await this.install(got.bytes, mime, fetchedAt);
+          log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: got.finalUrl }, 'download done');
+        },
+        () => this.load(),
+        Date.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
+        this.stop.signal,
+      );
+      this.failures = 0;
+      this.retryAt = 0;
+    } catch (error) {
+      const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failures++) * (0.8 + Math.random() * 0.4);
+      this.retryAt = Date.now() + backoff;
+      const { code, message } = error as { code?: string; message: string };
+      log.warn({ code, reason: message, retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
+    }
+  }
+
+  /** Builds the page once per image; with IMAGE_WIDTH the resized copy is made once and kept on the volume. */
+  private async install(original: Buffer, mime: string, fetchedAt: number): Promise<void> {
+    let image = original;
+    if (this.config.imageWidth !== undefined) {
+      const key = `${this.config.imageWidth}w-${createHash('sha256').update(original).digest('hex').slice(0, 16)}`;
+      const saved = await this.volume.readVariant(key);
+      image = saved ?? (await resize(original, this.config.imageWidth));
+      mime = 'image/jpeg';
+      if (saved === undefined) {
+        await this.volume.writeVariant(key, image).catch((error: Error) => this.log.warn({ reason: error.message }, 'cannot save the resized image'));
+      }
+    }
+    this.page = renderPage({ image, mime, fetchedAt, nextDueAt: fetchedAt + this.config.ttlMs });
+    this.fetchedAt = fetchedAt;
+  }
+}

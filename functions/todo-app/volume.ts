@@ -1,0 +1,181 @@
+// The folder on the volume, in the seed app's own layout: `image.jpg` holds the
+// original bytes, `.ts` the download time as ISO 8601. Writes are temp file,
+// fsync, rename, so a reader in any replica sees a whole image or the old one.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from './log.js';
+
+export interface Stored {
+  bytes: Buffer;
+  fetchedAt: number;
+}
+
+/** A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule). */
+export const LOCK_STALE_MS = 10_000;
+const LOCK_POLL_MS = 200;
+const TEMP = /^\..+\.tmp$/;
+/** Variants are written outside the lock; a younger temp of one may still be in use. */
+const VARIANT_TEMP_GRACE_MS = 60_000;
+
+export class LockTimeoutError extends Error {
+  readonly code = 'LOCK_TIMEOUT';
+}
+
+export class Volume {
+  readonly imagePath: string;
+  readonly stampPath: string;
+  readonly lockPath: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {
+    this.imagePath = path.join(dir, 'image.jpg');
+    this.stampPath = path.join(dir, '.ts');
+    this.lockPath = path.join(dir, '.refresh.lock');
+  }
+
+  /** Creates the folder; a volume we cannot write is logged, not fatal: we may still read it. */
+  async prepare(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (error) {
+      this.log.error({ dir: this.dir, code: (error as NodeJS.ErrnoException).code }, 'IMAGE_DIR cannot be created; images will live in memory only');
+    }
+  }
+
+  /**
+   * The download time of the saved image: `.ts` when it parses, else the image's
+   * mtime (a half-written seed volume), else undefined when there is no image.
+   */
+  async readStamp(): Promise<number | undefined> {
+    const text = await readFile(this.stampPath, 'utf8').catch(() => undefined);
+    const parsed = text === undefined ? NaN : parseStamp(text);
+    if (!Number.isNaN(parsed)) return parsed;
+    const info = await stat(this.imagePath).catch(() => undefined);
+    return info?.isFile() ? info.mtimeMs : undefined;
+  }
+
+  async readImage(): Promise<Stored | undefined> {
+    const fetchedAt = await this.readStamp();
+    if (fetchedAt === undefined) return undefined;
+    const bytes = await readFile(this.imagePath).catch(() => undefined);
+    return bytes === undefined || bytes.length === 0 ? undefined : { bytes, fetchedAt };
+  }
+
+  /** The image first, then its time: a crash between the two costs one extra download, never a wrong age. */
+  async writeImage(bytes: Buffer, fetchedAt: number): Promise<void> {
+    await this.writeAtomic(this.imagePath, bytes);
+    await this.writeAtomic(this.stampPath, new Date(fetchedAt).toISOString());
+    await this.syncDir();
+  }
+
+  variantPath(key: string): string {
+    return path.join(this.dir, `variant-${key}.jpg`);
+  }
+
+  async readVariant(key: string): Promise<Buffer | undefined> {
+    return readFile(this.variantPath(key)).catch(() => undefined);
+  }
+
+  /** Saves the resized copy and drops the copies of earlier images. */
+  async writeVariant(key: string, bytes: Buffer): Promise<void> {
+    await this.writeAtomic(this.variantPath(key), bytes);
+    const keep = path.basename(this.variantPath(key));
+    for (const name of await readdir(this.dir)) {
+      if (name.startsWith('variant-') && name.endsWith('.jpg') && name !== keep) {
+        await unlink(path.join(this.dir, name)).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Removes temp files left by a killed process. Called under the lock: nobody
+   * else writes the image now, so every image temp is an orphan.
+   */
+  async removeOrphans(): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!TEMP.test(name)) continue;
+      const file = path.join(this.dir, name);
+      if (name.startsWith('.variant-')) {
+        const info = await stat(file).catch(() => undefined);
+        if (info === undefined || Date.now() - info.mtimeMs < VARIANT_TEMP_GRACE_MS) continue;
+      }
+      await unlink(file).then(() => removed++, () => undefined);
+    }
+    return removed;
+  }
+
+  /**
+   * Runs `work` holding the volume's refresh lock (proper-lockfile: a directory
+   * made with mkdir, atomic on local disks and NFS alike). While another
+   * process holds it, `settled()` is asked between tries: when that process has
+   * finished the work for us, we stop waiting and `work` never runs.
+   */
+  async withLock<T>(work: () => Promise<T>, settled: () => Promise<boolean>, deadline: number, signal: AbortSignal): Promise<T | undefined> {
+    const lockfile = (await import('proper-lockfile')).default;
+    for (;;) {
+      let release: () => Promise<void>;
+      try {
+        release = await lockfile.lock(this.imagePath, {
+          lockfilePath: this.lockPath,
+          realpath: false,
+          stale: LOCK_STALE_MS,
+          retries: 0,
+          // The default throws from a timer and kills the process; a lost lock
+          // only means another replica may download too, and renames stay atomic.
+          onCompromised: (error) => this.log.warn({ reason: error.message }, 'refresh lock compromised; finishing anyway'),
+        });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ELOCKED') {
+          this.log.warn({ code, dir: this.dir }, 'cannot take the refresh lock (volume not writable?); refreshing without it');
+          return work();
+        }
+        if (await settled()) return undefined;
+        if (signal.aborted) throw new LockTimeoutError('stopped while waiting for the refresh lock');
+        if (Date.now() > deadline) throw new LockTimeoutError('another replica held the refresh lock past the wait bound');
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+        continue;
+      }
+      try {
+        return await work();
+      } finally {
+        await release().catch((error: Error) => this.log.warn({ reason: error.message }, 'refresh lock release failed'));
+      }
+    }
+  }
+
+  private async writeAtomic(target: string, data: Buffer | string): Promise<void> {
+    const temp = path.join(this.dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      const file = await open(temp, 'w');
+      try {
+        await file.writeFile(data);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, target);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async syncDir(): Promise<void> {
+    const dir = await open(this.dir, 'r').catch(() => undefined);
+    if (dir === undefined) return;
+    await dir.sync().catch(() => undefined);
+    await dir.close();
+  }
+}
+
+/** ISO 8601 as we and the seed app write it; a bare number is taken as epoch milliseconds. */
+export function parseStamp(text: string): number {
+  const value = text.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  return value === '' ? NaN : Date.parse(value);
+}
