@@ -1,0 +1,203 @@
+// OpenFaaS: scale the function to zero through the gateway's REST API (the
+// calls faas-cli and the Pro autoscaler make), wait until no replica is
+// available, then time the first call through /function/<name>/: the gateway
+// holds it while it scales from zero, as a user's browser would be held.
+//
+// API, as in openfaas/faas and faas-netes:
+//   GET  /system/function/<name>?namespace=<ns>        FunctionStatus {replicas, availableReplicas}
+//   POST /system/scale-function/<name>?namespace=<ns>  {"serviceName","replicas","namespace"} -> 200/202
+//   ANY  /function/<name>[.<ns>]/...                   the function, prefix stripped
+// Both /system routes take basic auth; newer faas-provider types mark
+// replicas and availableReplicas `omitempty`, so an absent field means 0.
+import { ToolError, EXIT_NO_SCALE_TO_ZERO } from './errors.ts';
+import type { Progress } from './progress.ts';
+import { sleep } from './progress.ts';
+import { timePage, describeNetworkError } from './request.ts';
+import type { ModeResult, Run } from './report.ts';
+
+export interface OpenFaasOptions {
+  gateway: string;
+  user: string;
+  password: string;
+  functionName: string;
+  /** Unset: the gateway's default namespace (openfaas-fn). */
+  namespace?: string;
+  runs: number;
+  /** Bound on the wait for zero available replicas, per run. */
+  waitTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** How long desired replicas may stay above 0 after the scale call before the gateway counts as refusing. */
+  resetGraceMs?: number;
+  pollMs?: number;
+}
+
+interface FunctionStatus {
+  replicas: number;
+  availableReplicas: number;
+}
+
+const NO_ZERO_HINT =
+  'OpenFaaS CE does not scale functions to zero (faas-netes keeps at least 1 replica). ' +
+  'Scale to zero needs OpenFaaS Standard or Pro with the labels com.openfaas.scale.zero=true ' +
+  '(and com.openfaas.scale.zero-duration) on the function, or Knative: run `npm run coldstart -- knative --url <service URL>`.';
+
+export class Gateway {
+  private readonly base: string;
+  private readonly auth: string;
+
+  constructor(private readonly options: OpenFaasOptions) {
+    this.base = options.gateway.replace(/\/+$/, '');
+    this.auth = `Basic ${Buffer.from(`${options.user}:${options.password}`).toString('base64')}`;
+  }
+
+  private query(): string {
+    return this.options.namespace ? `?namespace=${encodeURIComponent(this.options.namespace)}` : '';
+  }
+
+  /** Where users call the function: the namespace rides in the name, as the gateway routes it. */
+  invokeUrl(): string {
+    const name = this.options.namespace ? `${this.options.functionName}.${this.options.namespace}` : this.options.functionName;
+    return `${this.base}/function/${name}/`;
+  }
+
+  private async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; text: string }> {
+    const url = `${this.base}${path}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { Authorization: this.auth, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      const plain = describeNetworkError(cause, this.base);
+      if ((error as Error).name === 'TimeoutError') {
+        throw new ToolError(`the gateway ${this.base} did not answer ${method} ${path} within ${this.options.requestTimeoutMs} ms`, 'ETIMEDOUT');
+      }
+      throw new ToolError(`the gateway is unreachable: ${plain ?? (cause as Error).message}`, 'EUNREACHABLE');
+    }
+    const text = await response.text();
+    if (response.status === 401 || response.status === 403) {
+      throw new ToolError(
+        `the gateway answered ${response.status} ${response.status === 401 ? 'Unauthorized' : 'Forbidden'} to ${method} ${path} ` +
+          `as user "${this.options.user}": check --user/--password or OPENFAAS_USER/OPENFAAS_PASSWORD ` +
+          '(the same basic auth as faas-cli login; the admin password is in the basic-auth secret of the openfaas namespace)',
+        'EAUTH',
+      );
+    }
+    return { status: response.status, text };
+  }
+
+  async status(): Promise<FunctionStatus> {
+    const { functionName, namespace } = this.options;
+    const { status, text } = await this.call('GET', `/system/function/${functionName}${this.query()}`);
+    if (status === 404) {
+      throw new ToolError(
+        `the gateway has no function "${functionName}"${namespace ? ` in namespace ${namespace}` : ''}: deploy it (faas-cli deploy) or pass --function/--namespace`,
+        'ENOFUNCTION',
+      );
+    }
+    if (status !== 200) throw new ToolError(`GET /system/function/${functionName} answered ${status}: ${text.slice(0, 200)}`, 'EGATEWAY');
+    let parsed: { replicas?: number; availableReplicas?: number };
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      throw new ToolError(`GET /system/function/${functionName} did not answer JSON: ${text.slice(0, 200)}`, 'EGATEWAY');
+    }
+    return { replicas: parsed.replicas ?? 0, availableReplicas: parsed.availableReplicas ?? 0 };
+  }
+
+  async scale(replicas: number): Promise<void> {
+    const { functionName, namespace } = this.options;
+    const body = { serviceName: functionName, replicas, ...(namespace ? { namespace } : {}) };
+    const { status, text } = await this.call('POST', `/system/scale-function/${functionName}${this.query()}`, body);
+    if (status >= 200 && status < 300) return;
+    const answer = `${status}${text.trim() ? ` "${text.trim().slice(0, 200)}"` : ''}`;
+    if (replicas === 0 && status >= 400 && status < 500 && status !== 404) {
+      throw new ToolError(`the gateway refused to scale ${functionName} to zero replicas: it answered ${answer}. ${NO_ZERO_HINT}`, 'ENOZERO', EXIT_NO_SCALE_TO_ZERO);
+    }
+    throw new ToolError(`POST /system/scale-function/${functionName} with ${replicas} replicas answered ${answer}`, 'EGATEWAY');
+  }
+}
+
+async function waitForZero(gateway: Gateway, options: OpenFaasOptions, progress: Progress, label: string): Promise<number> {
+  const started = Date.now();
+  const grace = options.resetGraceMs ?? 5000;
+  const poll = options.pollMs ?? 250;
+  let resetSince: number | undefined;
+  for (;;) {
+    const now = Date.now();
+    const { replicas, availableReplicas } = await gateway.status();
+    if (availableReplicas === 0 && replicas === 0) return now - started;
+    // The scale call was accepted but desired replicas went back above zero:
+    // faas-netes in CE does this, and nothing will ever be cold.
+    if (replicas > 0) {
+      resetSince ??= now;
+      if (now - resetSince >= grace) {
+        throw new ToolError(
+          `the gateway accepted the scale to 0 but keeps ${options.functionName} at ${replicas} replica${replicas === 1 ? '' : 's'} ` +
+            `(${availableReplicas} available) ${Math.round((now - started) / 1000)} s later: it does not scale to zero. ${NO_ZERO_HINT}`,
+          'ENOZERO',
+          EXIT_NO_SCALE_TO_ZERO,
+        );
+      }
+    } else {
+      resetSince = undefined;
+    }
+    if (now - started > options.waitTimeoutMs) {
+      throw new ToolError(
+        `${options.functionName} still has ${availableReplicas} available replica${availableReplicas === 1 ? '' : 's'} ` +
+          `${Math.round(options.waitTimeoutMs / 1000)} s after the scale to 0 (--wait-timeout). If pods are stuck terminating, see kubectl get pods -n ${options.namespace ?? 'openfaas-fn'}; ${NO_ZERO_HINT}`,
+        'ENOZERO',
+        EXIT_NO_SCALE_TO_ZERO,
+      );
+    }
+    progress.tick(`${label}: waiting for zero replicas (${availableReplicas} available, ${replicas} desired, ${Math.round((now - started) / 1000)} s)`);
+    await sleep(poll);
+  }
+}
+
+export async function measureOpenFaas(options: OpenFaasOptions, progress: Progress): Promise<ModeResult> {
+  const gateway = new Gateway(options);
+  const url = gateway.invokeUrl();
+  const initial = await gateway.status();
+  progress.say(`${options.functionName}: ${initial.availableReplicas} of ${initial.replicas} replica(s) available at ${options.gateway}`);
+  const runs: Run[] = [];
+  try {
+    for (let i = 1; i <= options.runs; i++) {
+      const label = `run ${i}/${options.runs}`;
+      progress.say(`${label}: scaling ${options.functionName} to 0`);
+      await gateway.scale(0);
+      const waitedMs = await waitForZero(gateway, options, progress, label);
+      progress.say(`${label}: zero replicas after ${(waitedMs / 1000).toFixed(1)} s; calling ${url} (the gateway scales from zero)`);
+      const cold = await timePage(url, { timeoutMs: options.requestTimeoutMs });
+      const warm = await timePage(url, { timeoutMs: options.requestTimeoutMs });
+      progress.say(`${label}: cold TTFB ${cold.ttfbMs.toFixed(1)} ms, total ${cold.totalMs.toFixed(1)} ms; warm total ${warm.totalMs.toFixed(1)} ms`);
+      runs.push({ cold, warm, waitedMs });
+    }
+  } finally {
+    // Leave the function as it was found, best effort: a failed run must not
+    // leave a production function at zero or at one replica.
+    await restore(gateway, initial.replicas, progress);
+  }
+  return {
+    mode: 'openfaas',
+    target: url,
+    runs,
+    details: { gateway: options.gateway, function: options.functionName, namespace: options.namespace ?? null, initialReplicas: initial.replicas },
+    notes: [],
+  };
+}
+
+async function restore(gateway: Gateway, replicas: number, progress: Progress): Promise<void> {
+  try {
+    const now = await gateway.status();
+    if (now.replicas === replicas) return;
+    progress.say(`restoring ${replicas} replica(s)`);
+    await gateway.scale(replicas);
+  } catch (error) {
+    progress.say(`could not restore ${replicas} replica(s): ${(error as Error).message}`);
+  }
+}
