@@ -71,17 +71,23 @@ export async function download(url: URL, options: DownloadOptions): Promise<Down
   let contentType = '';
   let picsumId: string | undefined;
   let finalUrl = url.href;
+  // got wraps the error a stream is destroyed with; keep ours to report it as is.
+  let refused: SourceError | undefined;
+  const refuse = (error: SourceError): void => {
+    refused = error;
+    stream.destroy(error);
+  };
   stream.on('response', (response: { statusCode: number; headers: Record<string, string | string[] | undefined>; url: string }) => {
     finalUrl = response.url;
     contentType = String(response.headers['content-type'] ?? '');
     picsumId = response.headers['picsum-id'] as string | undefined;
     const length = Number(response.headers['content-length']);
     if (response.statusCode !== 200) {
-      stream.destroy(new SourceError('HTTP_STATUS', `the source answered ${response.statusCode}`));
+      refuse(new SourceError('HTTP_STATUS', `the source answered ${response.statusCode}`));
     } else if (!/^image\//i.test(contentType)) {
-      stream.destroy(new SourceError('NOT_IMAGE', `the source answered content-type ${JSON.stringify(contentType)}, not image/*`));
+      refuse(new SourceError('NOT_IMAGE', `the source answered content-type ${JSON.stringify(contentType)}, not image/*`));
     } else if (length > options.maxBytes) {
-      stream.destroy(new SourceError('TOO_LARGE', `content-length ${length} is over MAX_IMAGE_BYTES ${options.maxBytes}`));
+      refuse(new SourceError('TOO_LARGE', `content-length ${length} is over MAX_IMAGE_BYTES ${options.maxBytes}`));
     }
   });
   const chunks: Buffer[] = [];
@@ -96,7 +102,7 @@ export async function download(url: URL, options: DownloadOptions): Promise<Down
     }
   } catch (error) {
     stream.destroy();
-    throw reasonOf(error);
+    throw refused ?? reasonOf(error);
   } finally {
     options.signal?.removeEventListener('abort', onStop);
   }

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../functions/todo-app/config.ts';
+
+describe('settings', () => {
+  it('uses the documented defaults when nothing is set', () => {
+    const config = loadConfig({});
+    assert.equal(config.imageUrl.href, 'https://picsum.photos/1200');
+    assert.equal(config.imageDir, path.resolve('./data/images'));
+    assert.equal(config.ttlMs, 600_000);
+    assert.equal(config.imageWidth, undefined);
+    assert.equal(config.fetchTimeoutMs, 10_000);
+    assert.equal(config.maxImageBytes, 10_485_760);
+    assert.equal(config.enableShutdown, false);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.logFile, undefined);
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      IMAGE_URL: 'http://127.0.0.1:9/1200',
+      IMAGE_DIR: '/data/images',
+      IMAGE_TTL_SECONDS: '5',
+      IMAGE_WIDTH: '600',
+      FETCH_TIMEOUT_MS: '2500',
+      MAX_IMAGE_BYTES: '2048',
+      ENABLE_SHUTDOWN: 'true',
+      LOG_LEVEL: 'debug',
+      LOG_FILE: '/tmp/x.log',
+    });
+    assert.deepEqual(
+      { ...config, imageUrl: config.imageUrl.href },
+      {
+        imageUrl: 'http://127.0.0.1:9/1200',
+        imageDir: '/data/images',
+        ttlMs: 5000,
+        imageWidth: 600,
+        fetchTimeoutMs: 2500,
+        maxImageBytes: 2048,
+        enableShutdown: true,
+        logLevel: 'debug',
+        logFile: '/tmp/x.log',
+      },
+    );
+  });
+
+  it('treats an empty value as unset, as a blank line in stack.yml means', () => {
+    assert.equal(loadConfig({ IMAGE_TTL_SECONDS: '', IMAGE_WIDTH: ' ' }).ttlMs, 600_000);
+  });
+
+  const bad: Array<[string, string]> = [
+    ['IMAGE_URL', 'ftp://example.com/x.jpg'],
+    ['IMAGE_URL', 'not a url'],
+    ['IMAGE_TTL_SECONDS', '-5'],
+    ['IMAGE_TTL_SECONDS', '0'],
+    ['IMAGE_TTL_SECONDS', '1.5'],
+    ['IMAGE_TTL_SECONDS', 'ten'],
+    ['IMAGE_WIDTH', '0'],
+    ['IMAGE_WIDTH', 'wide'],
+    ['FETCH_TIMEOUT_MS', '-1'],
+    ['MAX_IMAGE_BYTES', '1e6'],
+    ['ENABLE_SHUTDOWN', 'maybe'],
+    ['LOG_LEVEL', 'loud'],
+  ];
+  for (const [name, value] of bad) {
+    it(`refuses ${name}=${JSON.stringify(value)} with a message that names it`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => error instanceof ConfigError && error.variable === name && error.message.startsWith(`${name}: `) && !error.message.includes('\n'),
+      );
+    });
+  }
+});

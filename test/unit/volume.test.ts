@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import pino from 'pino';
+import { parseStamp, Volume } from '../../functions/todo-app/volume.ts';
+import { makeJpeg } from '../support/source.ts';
+
+const log = pino({ level: 'silent' });
+
+describe('the volume', () => {
+  let dir: string;
+  let volume: Volume;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'todo-volume-'));
+    volume = new Volume(dir, log);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the seed layout: image.jpg and .ts as ISO 8601 UTC', async () => {
+    const bytes = await makeJpeg(1);
+    const at = Date.parse('2026-11-25T12:34:56.789Z');
+    await volume.writeImage(bytes, at);
+    assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(bytes));
+    assert.equal(fs.readFileSync(path.join(dir, '.ts'), 'utf8'), '2026-11-25T12:34:56.789Z');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['.ts', 'image.jpg']);
+    const stored = await volume.readImage();
+    assert.ok(stored?.bytes.equals(bytes));
+    assert.equal(stored?.fetchedAt, at);
+  });
+
+  it('reads a .ts the course app wrote, and an image with no .ts by its mtime', async () => {
+    assert.equal(parseStamp('2026-01-02T03:04:05Z\n'), Date.parse('2026-01-02T03:04:05Z'));
+    assert.equal(parseStamp('1764000000000'), 1_764_000_000_000);
+    assert.ok(Number.isNaN(parseStamp('yesterday')));
+    fs.writeFileSync(path.join(dir, 'image.jpg'), await makeJpeg(2));
+    const mtime = fs.statSync(path.join(dir, 'image.jpg')).mtimeMs;
+    assert.equal(await volume.readStamp(), mtime);
+  });
+
+  it('has nothing when the folder is empty', async () => {
+    assert.equal(await volume.readStamp(), undefined);
+    assert.equal(await volume.readImage(), undefined);
+  });
+
+  it('never lets a reader see half an image while it is replaced', async () => {
+    const pictures = [await makeJpeg(1, 800, 800, true), await makeJpeg(2, 800, 800, true)];
+    await volume.writeImage(pictures[0]!, Date.now());
+    let reads = 0;
+    let writing = true;
+    const reader = (async () => {
+      while (writing) {
+        const bytes = fs.readFileSync(path.join(dir, 'image.jpg'));
+        assert.ok(pictures.some((p) => p.equals(bytes)), `read ${bytes.length} bytes that are neither picture`);
+        reads++;
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for (let i = 0; i < 40; i++) await volume.writeImage(pictures[i % 2]!, Date.now());
+    writing = false;
+    await reader;
+    assert.ok(reads > 10, `only ${reads} reads`);
+  });
+
+  it('removes temp files a killed writer left, and keeps a young variant temp', async () => {
+    fs.writeFileSync(path.join(dir, '.image.jpg.123.abcd.tmp'), 'half');
+    fs.writeFileSync(path.join(dir, '.ts.123.abcd.tmp'), '2026');
+    fs.writeFileSync(path.join(dir, '.variant-600w-x.jpg.9.ab.tmp'), 'in use');
+    fs.writeFileSync(path.join(dir, 'image.jpg'), 'keep');
+    assert.equal(await volume.removeOrphans(), 2);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['.variant-600w-x.jpg.9.ab.tmp', 'image.jpg']);
+  });
+
+  it('keeps one variant: the copy of an earlier image goes when a new one is saved', async () => {
+    await volume.writeVariant('600w-old', Buffer.from('old'));
+    await volume.writeVariant('600w-new', Buffer.from('new'));
+    assert.deepEqual(fs.readdirSync(dir), ['variant-600w-new.jpg']);
+    assert.equal((await volume.readVariant('600w-new'))?.toString(), 'new');
+  });
+
+  it('waits for the lock another process holds, and stops waiting once that process saved an image', async () => {
+    // A real second process takes the same lock with proper-lockfile and keeps it.
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import lockfile from 'proper-lockfile';
+         await lockfile.lock(${JSON.stringify(path.join(dir, 'image.jpg'))}, { lockfilePath: ${JSON.stringify(path.join(dir, '.refresh.lock'))}, realpath: false });
+         console.log('locked');
+         setInterval(() => {}, 1000);`,
+      ],
+      { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+      let asked = 0;
+      let ran = false;
+      const result = await volume.withLock(
+        async () => {
+          ran = true;
+          return 'work';
+        },
+        async () => ++asked >= 3,
+        Date.now() + 10_000,
+        new AbortController().signal,
+      );
+      assert.equal(ran, false);
+      assert.equal(result, undefined);
+      assert.equal(asked, 3);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('runs the work under the lock and releases it', async () => {
+    const result = await volume.withLock(
+      async () => {
+        assert.ok(fs.existsSync(path.join(dir, '.refresh.lock')));
+        return 'done';
+      },
+      async () => false,
+      Date.now() + 1000,
+      new AbortController().signal,
+    );
+    assert.equal(result, 'done');
+    assert.equal(fs.existsSync(path.join(dir, '.refresh.lock')), false);
+  });
+});
