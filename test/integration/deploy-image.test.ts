@@ -1,0 +1,161 @@
+// The image as faas-cli would build it, without Docker: `npm run shrinkwrap`
+// lays out build/todo-app/, the Dockerfile's own stages are replayed in a
+// temporary copy (its npm ci and tsc steps, its COPYs between stages), and
+// the template's fprocess is started with the environment of-watchdog passes
+// on. A user's first request gets the page with the picture.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { repoRoot } from '../support/fn.ts';
+import { freePort, waitForPort } from '../support/ports.ts';
+import { startSource, type ImageSource } from '../support/source.ts';
+import { inStage, parseDockerfile, replayDockerfile, type Replay } from '../support/deploy-dockerfile.ts';
+
+interface StackFn {
+  lang: string;
+  handler: string;
+  environment: Record<string, string>;
+}
+
+const stack = parse(readFileSync(path.join(repoRoot, 'stack.yml'), 'utf8')) as { functions: Record<string, StackFn> };
+const fn = stack.functions['todo-app']!;
+const templateYml = parse(readFileSync(path.join(repoRoot, 'template', fn.lang, 'template.yml'), 'utf8')) as { fprocess: string };
+// The function's UID in the image (USER 12000:12000): used when these tests run as root.
+const APP_UID = 12000;
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+describe('the image, built from the shrinkwrapped context with the Dockerfile own steps', () => {
+  let scratch: string;
+  let replay: Replay;
+  let source: ImageSource;
+  let child: ChildProcess | undefined;
+  let output = '';
+
+  before(async () => {
+    const shrink = spawnSync('npm', ['run', '--silent', 'shrinkwrap'], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(shrink.status, 0, `npm run shrinkwrap failed:\n${shrink.stdout}${shrink.stderr}`);
+    // Outside the repository: no node_modules above it can stand in for the image's.
+    scratch = mkdtempSync(path.join(os.tmpdir(), 'todo-image-'));
+    chmodSync(scratch, 0o755);
+    const context = path.join(scratch, 'context');
+    cpSync(path.join(repoRoot, 'build', 'todo-app'), context, { recursive: true });
+    replay = replayDockerfile(parseDockerfile(readFileSync(path.join(context, 'Dockerfile'), 'utf8')), {
+      context,
+      scratch: path.join(scratch, 'stages'),
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: os.homedir(),
+        // From the local npm cache when it has the packages: keeps the test fast.
+        npm_config_prefer_offline: 'true',
+      },
+    });
+    source = await startSource();
+  });
+
+  after(async () => {
+    child?.kill('SIGKILL');
+    await source?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('replays the npm ci, npm ci in function/ and tsc steps, and skips only what needs Docker', () => {
+    const ran = replay.ran.join('\n');
+    assert.match(ran, /build:\d+ RUN npm ci$/m);
+    assert.match(ran, /build:\d+ RUN cd function && npm ci$/m);
+    assert.match(ran, /build:\d+ RUN npx tsc -p tsconfig\.json$/m);
+    assert.match(ran, /RUN npm ci --omit=dev$/m);
+    for (const step of replay.skipped) {
+      assert.match(step, /fwatchdog|addgroup|adduser|of-watchdog|watchdog/, `unexpected skipped step: ${step}`);
+    }
+  });
+
+  it('ships dist/ and only production dependencies where dist/function can resolve them', () => {
+    const app = inStage(replay.final, '/home/app');
+    assert.ok(existsSync(path.join(app, 'dist/index.js')));
+    assert.ok(existsSync(path.join(app, 'dist/function/handler.js')));
+    const modules = path.join(app, 'dist/function/node_modules');
+    for (const dep of ['got', 'sharp', 'pino', 'proper-lockfile']) {
+      assert.ok(existsSync(path.join(modules, dep, 'package.json')), `${dep} is not in dist/function/node_modules`);
+    }
+    const lock = JSON.parse(readFileSync(inStage(replay.final, '/home/app/dist/function/package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
+    const devOnly = Object.entries(lock.packages).filter(([name, p]) => name && p.dev).map(([name]) => name);
+    assert.ok(devOnly.length > 0);
+    for (const name of devOnly) assert.ok(!existsSync(path.join(app, 'dist/function', name)), `dev dependency ${name} in the runtime`);
+    assert.ok(!existsSync(path.join(app, 'node_modules')), 'the template build tools leaked into the runtime');
+    assert.deepEqual(
+      readdirSync(path.join(app, 'dist/function')).filter((f) => f.endsWith('.ts')),
+      [],
+      'TypeScript sources in the runtime',
+    );
+    const shipped = JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')) as { type?: string };
+    assert.equal(shipped.type, 'module', 'dist/index.js is ESM: /home/app/package.json must say "type": "module"');
+  });
+
+  it("serves the page with the picture through fprocess, with of-watchdog's environment", async () => {
+    const final = replay.final;
+    assert.equal(final.env.mode, 'http');
+    const upstream = new URL(final.env.upstream_url!);
+    const [command, ...args] = templateYml.fprocess.split(' ');
+    assert.equal(final.env.fprocess, templateYml.fprocess, 'the image runs the fprocess template.yml names');
+    assert.equal(command, 'node');
+
+    // The volume, mounted at stack.yml's IMAGE_DIR, stands in the stage's root.
+    const imageDir = inStage(final, fn.environment.IMAGE_DIR!);
+    mkdirSync(imageDir, { recursive: true });
+    // of-watchdog passes its own environment on: the image's ENV and the
+    // function's from stack.yml; faas-netes sets no PORT, and neither do we
+    // unless another process on this machine holds the upstream port.
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      ...final.env,
+      ...fn.environment,
+      IMAGE_DIR: imageDir,
+      IMAGE_URL: source.url,
+    };
+    let port = Number(upstream.port);
+    if (!(await portIsFree(port))) {
+      port = await freePort();
+      env.PORT = String(port);
+      process.stderr.write(`# port ${upstream.port} is taken on this machine: the fprocess gets PORT=${port}\n`);
+    }
+    // As the image's USER, the files root's: the function must need to write
+    // nothing but IMAGE_DIR, as with readonly_root_filesystem.
+    const asAppUser = process.getuid?.() === 0;
+    if (asAppUser) chownSync(imageDir, APP_UID, APP_UID);
+    child = spawn(process.execPath, args, {
+      cwd: final.root + path.posix.resolve(final.workdir),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(asAppUser ? { uid: APP_UID, gid: APP_UID } : {}),
+    });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    let alive = true;
+    child.once('exit', () => (alive = false));
+    await waitForPort(port, 15_000, () => alive).catch((error: Error) => {
+      throw new Error(`${error.message}\n--- output ---\n${output}`);
+    });
+
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    const body = await res.text();
+    assert.equal(res.status, 200, output);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(body, /src="data:image\/(jpeg|webp|png);base64,[A-Za-z0-9+/=]{100,}"/);
+    assert.equal(source.downloads, 1);
+    assert.ok(existsSync(path.join(imageDir, 'image.jpg')), 'the image is on the volume');
+  });
+});
