@@ -81,7 +81,7 @@ export function renderUnavailable(retryAfterSeconds: number): Page {
   const body = Buffer.from(
     shell(
       'Todo app: image unavailable',
-      `<p>The image of the hour could not be fetched from its source yet. Please try again in ${retryAfterSeconds} seconds.</p>`,
+      `<p>The image of the hour could not be fetched from its source yet. Please try again in ${retryAfterSeconds} second${retryAfterSeconds === 1 ? '' : 's'}.</p>`,
     ),
     'utf8',
   );
