@@ -1,0 +1,145 @@
+// `faas-cli up` must find what stack.yml names, and the image must be built
+// the way OpenFaaS templates are: a pinned of-watchdog in http mode in front
+// of the wrapper's port, a non-root user, dependencies from lockfiles.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { loadConfig } from '../../functions/todo-app/config.ts';
+import { repoRoot } from '../support/fn.ts';
+import { readStack } from '../support/deploy-manifests.ts';
+import { parseDockerfile, parseEnv, type Stage } from '../support/deploy-dockerfile.ts';
+
+const stack = readStack();
+const fn = stack.functions['todo-app']!;
+const templateDir = path.join(repoRoot, 'template', fn.lang);
+const handlerDir = path.resolve(repoRoot, fn.handler);
+const readJson = (file: string): Record<string, any> => JSON.parse(readFileSync(file, 'utf8'));
+const stages = parseDockerfile(readFileSync(path.join(templateDir, 'Dockerfile'), 'utf8'));
+const ship = stages.at(-1)!;
+const shipEnv = Object.assign({}, ...ship.instructions.filter((i) => i.keyword === 'ENV').map((i) => parseEnv(i.args))) as Record<string, string>;
+const runs = (stage: Stage): string[] => stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+const seconds = (duration: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(duration);
+  assert.ok(m, `duration ${duration}`);
+  return Number(m[1]) * ({ ms: 0.001, s: 1, m: 60 }[m[2] ?? 's'] ?? 1);
+};
+
+describe('stack.yml and the template', () => {
+  it("names a template that exists and a handler folder with the function's entry and package.json", () => {
+    // faas-cli reads the scalar as written (a YAML reader here sees the number 1).
+    assert.match(readFileSync(path.join(repoRoot, 'stack.yml'), 'utf8'), /^version: "?1\.0"?$/m);
+    assert.equal(stack.provider.name, 'openfaas');
+    assert.equal(stack.provider.gateway, 'http://127.0.0.1:8080');
+    const template = parse(readFileSync(path.join(templateDir, 'template.yml'), 'utf8')) as Record<string, string>;
+    assert.equal(template.language, fn.lang);
+    assert.ok(template.welcome_message?.trim(), 'template.yml has a welcome_message');
+    assert.equal(fn.handler, './functions/todo-app');
+    assert.ok(existsSync(path.join(handlerDir, 'handler.ts')), 'the handler folder has handler.ts');
+    assert.ok(existsSync(path.join(handlerDir, 'package.json')) && existsSync(path.join(handlerDir, 'package-lock.json')));
+    assert.match(fn.image, /^[a-z0-9.-]+(:\d+)?\/[a-z0-9._/-]+:[\w.-]+$/, 'a lower-case image name with a tag');
+  });
+
+  it('sets an environment the function accepts, with IMAGE_DIR absolute and no PORT', () => {
+    const env = fn.environment;
+    for (const [name, value] of Object.entries(env)) assert.equal(typeof value, 'string', `${name} must be a string in stack.yml`);
+    const read = new Set([...readFileSync(path.join(handlerDir, 'config.ts'), 'utf8').matchAll(/'([A-Z][A-Z_]+)'/g)].map((m) => m[1]));
+    for (const name of Object.keys(env)) assert.ok(read.has(name), `the function never reads ${name}`);
+    assert.ok(path.posix.isAbsolute(env.IMAGE_DIR!), 'IMAGE_DIR is an absolute path on the volume');
+    assert.equal(env.PORT, undefined, 'of-watchdog forwards to the wrapper default port');
+    assert.equal(env.LOG_FILE, undefined, 'the root file system is read-only');
+    const config = loadConfig(env); // throws, naming the variable, on a bad value
+    assert.equal(config.imageDir, env.IMAGE_DIR);
+    assert.equal(config.enableShutdown, false);
+  });
+
+  it('labels for scale to zero, requests and limits, and a read-only root file system', () => {
+    const labels = fn.labels;
+    for (const [name, value] of Object.entries(labels)) assert.equal(typeof value, 'string', `label ${name} must be a string`);
+    assert.equal(labels['com.openfaas.scale.zero'], 'true');
+    assert.match(labels['com.openfaas.scale.zero-duration'] ?? '', /^\d+[smh]$/);
+    const min = Number(labels['com.openfaas.scale.min']);
+    const max = Number(labels['com.openfaas.scale.max']);
+    assert.ok(min >= 1 && max >= min, `min ${min} max ${max}`);
+    assert.ok(fn.requests?.memory && fn.requests?.cpu && fn.limits?.memory, 'requests and limits');
+    assert.equal(fn.readonly_root_filesystem, true);
+  });
+
+  it('pins of-watchdog and runs it in http mode, forwarding to the port the wrapper listens on by default', () => {
+    const watchdog = stages.find((s) => s.image.startsWith('ghcr.io/openfaas/of-watchdog:'));
+    assert.ok(watchdog, 'a stage FROM ghcr.io/openfaas/of-watchdog');
+    assert.match(watchdog.image, /^ghcr\.io\/openfaas\/of-watchdog:\d+\.\d+\.\d+$/, 'a pinned version, not latest');
+    assert.ok(ship.instructions.some((i) => i.keyword === 'COPY' && i.args.includes(`--from=${watchdog.name}`) && i.args.includes('/fwatchdog')));
+    assert.equal(shipEnv.mode, 'http');
+    const upstream = new URL(shipEnv.upstream_url!);
+    assert.equal(upstream.hostname, '127.0.0.1');
+    // The wrapper's default when PORT is unset (of-watchdog sets no PORT).
+    const wrapper = readFileSync(path.join(templateDir, 'index.ts'), 'utf8');
+    const parsePort = /function parsePort[\s\S]*?return (\d+);/.exec(wrapper);
+    assert.ok(parsePort, "the wrapper's parsePort default");
+    assert.equal(upstream.port, parsePort[1]);
+    const template = parse(readFileSync(path.join(templateDir, 'template.yml'), 'utf8')) as Record<string, string>;
+    assert.equal(shipEnv.fprocess, template.fprocess);
+    assert.equal(shipEnv.fprocess, 'node dist/index.js');
+    assert.equal(shipEnv.prefix_logs, 'false');
+    const exec = seconds(shipEnv.exec_timeout!);
+    assert.ok(exec > Number(fn.environment.FETCH_TIMEOUT_MS) / 1000, 'exec_timeout leaves room for one download');
+    assert.ok(seconds(shipEnv.read_timeout!) >= exec && seconds(shipEnv.write_timeout!) >= exec);
+    const cmd = ship.instructions.find((i) => i.keyword === 'CMD');
+    assert.equal(cmd?.args, '["fwatchdog"]');
+    const healthcheck = ship.instructions.find((i) => i.keyword === 'HEALTHCHECK');
+    assert.match(healthcheck?.args ?? '', /\/tmp\/\.lock/);
+  });
+
+  it('runs as a non-root user, on Node 22 Alpine, with dependencies from lockfiles installed in the image', () => {
+    const user = ship.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args;
+    assert.ok(user, 'a USER in the final stage');
+    const uid = user.split(':')[0]!;
+    assert.match(uid, /^\d+$/, 'a numeric USER, so Kubernetes can check runAsNonRoot');
+    assert.notEqual(Number(uid), 0);
+    for (const stage of stages.filter((s) => s !== stages[0])) assert.equal(stage.image, 'node:22-alpine', stage.name);
+    assert.ok(stages.length >= 3, 'multi-stage: watchdog, build, runtime');
+    const all = stages.flatMap(runs);
+    assert.ok(all.includes('npm ci'), "npm ci for the template's build tools");
+    assert.ok(all.includes('cd function && npm ci'), "npm ci in function/ for the function's types");
+    assert.ok(all.some((r) => /^npx tsc -p tsconfig\.json$/.test(r)));
+    assert.ok(all.some((r) => /^npm ci --omit=dev\b/.test(r)), 'production dependencies only, from the lockfile');
+    assert.ok(!all.some((r) => /\bnpm (i|install)\b/.test(r)), 'npm ci, never npm install');
+    // Nothing from the host's node_modules: sharp must be installed for musl.
+    for (const copy of stages.flatMap((s) => s.instructions).filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))) {
+      assert.ok(!copy.args.includes('node_modules'), `COPY ${copy.args}`);
+    }
+    const ignore = readFileSync(path.join(templateDir, '.dockerignore'), 'utf8').split('\n');
+    for (const entry of ['node_modules', 'function/node_modules', 'dist']) assert.ok(ignore.includes(entry), `.dockerignore ${entry}`);
+  });
+
+  it("pins the function's dependencies to the root package.json's, with a lockfile in step", () => {
+    const root = readJson(path.join(repoRoot, 'package.json'));
+    const pkg = readJson(path.join(handlerDir, 'package.json'));
+    assert.equal(pkg.name, 'todo-app-function');
+    assert.equal(pkg.type, 'module');
+    assert.deepEqual(pkg.dependencies, root.dependencies);
+    // Only type declarations tsc needs in the image's build stage, at the root's versions.
+    for (const [name, version] of Object.entries(pkg.devDependencies ?? {})) {
+      assert.match(name, /^@types\//);
+      assert.equal(version, root.devDependencies[name], name);
+    }
+    const lock = readJson(path.join(handlerDir, 'package-lock.json'));
+    assert.deepEqual(lock.packages[''].dependencies, pkg.dependencies, 'package-lock.json is stale: npm install --package-lock-only');
+    assert.deepEqual(lock.packages[''].devDependencies ?? {}, pkg.devDependencies ?? {});
+    for (const [name, version] of Object.entries(pkg.dependencies as Record<string, string>)) {
+      assert.equal(lock.packages[`node_modules/${name}`]?.version, version, name);
+    }
+  });
+
+  it("pins the template's build tools, typescript 5.9 and @types/node, with a lockfile in step", () => {
+    const pkg = readJson(path.join(templateDir, 'package.json'));
+    assert.equal(pkg.type, 'module', 'dist/index.js is ESM');
+    assert.deepEqual(pkg.dependencies ?? {}, {}, 'the wrapper has no runtime dependencies');
+    assert.equal(pkg.devDependencies.typescript, '5.9.3');
+    assert.match(pkg.devDependencies['@types/node'], /^2[02]\.\d+\.\d+$/, 'an exact @types/node 20 or 22');
+    const lock = readJson(path.join(templateDir, 'package-lock.json'));
+    assert.deepEqual(lock.packages[''].devDependencies, pkg.devDependencies);
+  });
+});
