@@ -24,6 +24,10 @@ let cache: ImageCache;
 
 /** Called by the wrapper before it listens: a bad setting stops the start here. */
 export async function init(): Promise<void> {
+  // Node ignores SIGXFSZ so that a write past a file size limit fails with EFBIG. proper-lockfile's
+  // signal-exit listens for it and re-raises it when no one else does, which kills the process
+  // mid-refresh: a listener of our own keeps it a write error that the refresh logs.
+  process.on('SIGXFSZ', () => undefined);
   config = loadConfig();
   log = createLog(config.logLevel, config.logFile);
   const volume = new Volume(config.imageDir, log);
