@@ -108,7 +108,10 @@ function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
         reject(new Error('body too large'));
-        req.destroy();
+        // Destroying the request would cut the socket before the 413 is written: stop keeping
+        // the body and let it drain until the answer (Connection: close) ends the connection.
+        req.removeAllListeners('data');
+        req.resume();
         return;
       }
       chunks.push(chunk);
