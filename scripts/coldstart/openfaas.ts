@@ -124,7 +124,7 @@ export class Gateway {
 
 async function waitForZero(gateway: Gateway, options: OpenFaasOptions, progress: Progress, label: string): Promise<number> {
   const started = Date.now();
-  const grace = options.resetGraceMs ?? 5000;
+  const grace = options.resetGraceMs ?? 3000;
   const poll = options.pollMs ?? 250;
   let resetSince: number | undefined;
   for (;;) {

@@ -1,0 +1,277 @@
+// The cold-start tool (npm run coldstart), run as a user runs it: a child
+// process with arguments, against a stand-in gateway that really stops and
+// starts function processes. No timed assertions: CI checks that the tool
+// works and that its figures are well formed, not how fast this machine is.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { repoRoot, startFunction } from '../support/fn.ts';
+import { startGateway, type StandInGateway } from '../support/gateway.ts';
+import { freePort } from '../support/ports.ts';
+import { startSource, type ImageSource } from '../support/source.ts';
+
+interface ToolRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function coldstart(args: string[], env: Record<string, string> = {}): Promise<ToolRun> {
+  // The user's own OpenFaaS login must not leak into a test, nor the runner's marker.
+  const { NODE_TEST_CONTEXT, OPENFAAS_PASSWORD, OPENFAAS_USER, OPENFAAS_URL, ...inherited } = process.env;
+  const childEnv: NodeJS.ProcessEnv = { ...inherited, LOG_LEVEL: 'warn', ...env };
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'scripts/coldstart.ts'), ...args],
+      { cwd: repoRoot, env: childEnv, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+interface Figures {
+  ttfbMs: { p50: number; p95: number; min: number; max: number };
+  totalMs: { p50: number; p95: number; min: number; max: number };
+}
+
+function assertFigures(figures: Figures, what: string): void {
+  for (const kind of ['ttfbMs', 'totalMs'] as const) {
+    for (const stat of ['p50', 'p95', 'min', 'max'] as const) {
+      const value = figures[kind][stat];
+      assert.ok(typeof value === 'number' && Number.isFinite(value) && value > 0, `${what} ${kind}.${stat} is a positive number, got ${value}`);
+    }
+    assert.ok(figures[kind].min <= figures[kind].p50 && figures[kind].p50 <= figures[kind].p95 && figures[kind].p95 <= figures[kind].max, `${what} ${kind} ordered`);
+  }
+}
+
+function assertSamples(report: Record<string, any>, runs: number): void {
+  assert.equal(report.runs, runs);
+  assert.equal(report.samples.length, runs);
+  assertFigures(report.cold, 'cold');
+  assertFigures(report.warm, 'warm');
+  for (const sample of report.samples) {
+    for (const call of [sample.cold, sample.warm]) {
+      assert.equal(call.status, 200);
+      assert.match(call.contentType, /^text\/html/);
+      assert.ok(call.bytes > 1000, 'the whole page with the image inline');
+      assert.ok(call.totalMs >= call.ttfbMs);
+    }
+    assert.ok(sample.waitedMs >= 0);
+  }
+}
+
+let source: ImageSource;
+let volume: string;
+const functionEnv = (): Record<string, string> => ({ IMAGE_DIR: volume, IMAGE_URL: source.url, LOG_LEVEL: 'warn' });
+
+before(async () => {
+  source = await startSource({ width: 600, height: 600, noise: true });
+  volume = mkdtempSync(path.join(os.tmpdir(), 'coldstart-volume-'));
+});
+
+after(async () => {
+  await source.close();
+  rmSync(volume, { recursive: true, force: true });
+});
+
+describe('npm run coldstart', { timeout: 60_000 }, () => {
+  test('--help explains each mode with an example', async () => {
+    const { code, stdout } = await coldstart(['--help']);
+    assert.equal(code, 0);
+    for (const mode of ['openfaas', 'knative', 'local']) {
+      assert.match(stdout, new RegExp(`^  ${mode} `, 'm'), `mode ${mode} explained`);
+      assert.match(stdout, new RegExp(`npm run coldstart -- ${mode} `), `example for ${mode}`);
+    }
+    for (const option of ['--gateway', '--user', '--password', '--function', '--namespace', '--url', '--idle', '--json', '--runs', '--image-dir']) {
+      assert.ok(stdout.includes(option), `${option} documented`);
+    }
+  });
+
+  test('a mode is required and an unknown one is a usage error', async () => {
+    const none = await coldstart([]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /name a mode/);
+    const unknown = await coldstart(['lambda']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown mode "lambda"/);
+  });
+});
+
+describe('openfaas mode against a stand-in gateway', { timeout: 60_000 }, () => {
+  // Every gateway is closed after the suite even when a test fails half way:
+  // a leaked one keeps a function process and the test run alive.
+  const gateways: StandInGateway[] = [];
+  const gatewayWith = async (options: Parameters<typeof startGateway>[0]): Promise<StandInGateway> => {
+    const gateway = await startGateway(options);
+    gateways.push(gateway);
+    return gateway;
+  };
+  after(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.close()));
+  });
+
+  test('each cold run scales to zero, stops the process, and the timed call starts a new one', async () => {
+    const gateway = await gatewayWith({ env: functionEnv() });
+    assert.equal(gateway.starts, 1, 'the deployed function has one replica');
+    const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2', '--json']);
+    assert.equal(code, 0, stderr);
+    const report = JSON.parse(stdout);
+    assert.equal(report.mode, 'openfaas');
+    assert.equal(report.target, `${gateway.url}/function/todo-app/`);
+    assertSamples(report, 2);
+    assert.equal(gateway.stops, 2, 'one scale-down per run');
+    assert.equal(gateway.starts, 3, 'the first replica plus one real process start per cold run');
+    assert.equal(gateway.heldRequests, 2, 'each cold call was held by the gateway while it scaled from zero');
+    assert.deepEqual(gateway.scaleRequests, [
+      { serviceName: 'todo-app', replicas: 0 },
+      { serviceName: 'todo-app', replicas: 0 },
+    ]);
+    assert.equal(gateway.availableReplicas(), 1, 'left with the one replica it had');
+    assert.match(stderr, /waiting for zero replicas|zero replicas after/, 'progress on stderr');
+  });
+
+  test('without --json it prints p50/p95 of cold and warm calls; the password may come from OPENFAAS_PASSWORD', async () => {
+    const gateway = await gatewayWith({ env: functionEnv(), user: 'ops', namespace: 'fn' });
+    const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', `${gateway.url}/`, '--user', 'ops', '--namespace', 'fn', '-n', '1'], {
+      OPENFAAS_PASSWORD: gateway.password,
+    });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /p50\s+p95/);
+    for (const row of ['cold TTFB', 'cold total', 'warm TTFB', 'warm total']) assert.match(stdout, new RegExp(`^${row}\\s+[\\d.]+ ms\\s+[\\d.]+ ms`, 'm'));
+    assert.match(stdout, /\/function\/todo-app\.fn\//, 'a namespaced function is called as name.namespace');
+    assert.equal(gateway.starts, 2);
+  });
+
+  test('OpenFaaS CE keeps one replica: the tool says so plainly, points to Standard/Pro or Knative, exits 3', async () => {
+    const gateway = await gatewayWith({ env: functionEnv(), ce: true });
+    const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2']);
+    assert.equal(code, 3, stderr);
+    assert.equal(stdout, '', 'no figures when nothing was cold');
+    assert.match(stderr, /does not scale to zero/);
+    assert.match(stderr, /OpenFaaS CE/);
+    assert.match(stderr, /Standard or Pro/);
+    assert.match(stderr, /com\.openfaas\.scale\.zero/);
+    assert.match(stderr, /Knative/);
+    assert.equal(gateway.starts, 1, 'no cold start happened');
+    assert.equal(gateway.stops, 0);
+  });
+
+  test('wrong credentials: exit 1 with a message that says 401, and nothing is scaled', async () => {
+    const gateway = await gatewayWith({ env: functionEnv(), replicas: 0 });
+    const { code, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', 'wrong', '-n', '1']);
+    assert.equal(code, 1);
+    assert.match(stderr, /401 Unauthorized/);
+    assert.match(stderr, /--password|OPENFAAS_PASSWORD/);
+    assert.ok(gateway.unauthorized >= 1);
+    assert.deepEqual(gateway.scaleRequests, []);
+    const missing = await coldstart(['openfaas', '--gateway', gateway.url, '-n', '1']);
+    assert.equal(missing.code, 2, 'no password at all is a usage error');
+    assert.match(missing.stderr, /OPENFAAS_PASSWORD/);
+  });
+
+  test('an unreachable gateway or an unknown function ends non-zero with a plain message', async () => {
+    const closed = await freePort();
+    const unreachable = await coldstart(['openfaas', '--gateway', `http://127.0.0.1:${closed}`, '--password', 'x', '-n', '1']);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /gateway is unreachable: cannot connect .* connection refused/);
+    const gateway = await gatewayWith({ env: functionEnv(), replicas: 0 });
+    const unknown = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '--function', 'nope', '-n', '1']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no function "nope"/);
+  });
+});
+
+describe('local mode', { timeout: 60_000 }, () => {
+  test('with no options and no network: warms a temporary volume from its own source, then times 2 starts', async () => {
+    const { code, stdout, stderr } = await coldstart(['local', '-n', '2', '--json']);
+    assert.equal(code, 0, stderr);
+    const report = JSON.parse(stdout);
+    assert.equal(report.mode, 'local');
+    assertSamples(report, 2);
+    assert.equal(report.details.volume, 'a warm-up process');
+    assert.equal(report.details.downloadsDuringRuns, 0, 'every timed start found the image on the volume');
+    assert.ok(report.details.imageBytes > 50_000, 'a photo-sized image');
+    assert.match(stderr, /run 2\/2: spawn to first byte/);
+  });
+
+  test('a given folder is warmed once from --image-url and then used as found', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'coldstart-local-'));
+    try {
+      const before = source.downloads;
+      const first = await coldstart(['local', '-n', '2', '--json', '--image-dir', dir, '--image-url', source.url]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(source.downloads - before, 1, 'one download, by the warm-up process');
+      assert.ok(readFileSync(path.join(dir, 'image.jpg')).length > 0);
+      const second = await coldstart(['local', '-n', '2', '--json', '--image-dir', dir, '--image-url', source.url]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(JSON.parse(second.stdout).details.volume, 'the folder as found');
+      assert.equal(source.downloads - before, 1, 'a warm folder needs no download');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a missing build is named with the fix', async () => {
+    const { code, stderr } = await coldstart(['local', '-n', '1', '--entry', path.join(os.tmpdir(), 'no-such-build/index.js')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /npm run build/);
+  });
+});
+
+describe('knative mode', { timeout: 60_000 }, () => {
+  test('--idle 0 against a plain URL times the calls without kubectl', async () => {
+    const fn = await startFunction(functionEnv());
+    try {
+      const { code, stdout, stderr } = await coldstart(['knative', '--url', `${fn.url}/`, '--idle', '0', '-n', '2', '--json']);
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout);
+      assert.equal(report.mode, 'knative');
+      assert.equal(report.details.wait, 'idle');
+      assert.equal(report.details.idleSeconds, 0);
+      assertSamples(report, 2);
+    } finally {
+      await fn.kill();
+    }
+  });
+
+  test('with kubectl it waits until the revision has no pod before the cold call', async () => {
+    // A kubectl on PATH that lists one terminating pod, then none; it logs its arguments.
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'coldstart-kubectl-'));
+    const calls = path.join(bin, 'calls');
+    writeFileSync(
+      path.join(bin, 'kubectl'),
+      `#!/bin/sh
+[ "$1" = version ] && exit 0
+echo "$*" >> "${calls}"
+if [ "$(wc -l < "${calls}")" -le 1 ]; then
+  echo '{"items":[{"metadata":{"name":"todo-app-00001-deployment-abc","deletionTimestamp":"2025-01-01T00:00:00Z"},"status":{"phase":"Running"}}]}'
+else
+  echo '{"items":[]}'
+fi
+`,
+    );
+    chmodSync(path.join(bin, 'kubectl'), 0o755);
+    const fn = await startFunction(functionEnv());
+    try {
+      const { code, stdout, stderr } = await coldstart(
+        ['knative', '--url', fn.url, '--service', 'todo-app', '--namespace', 'apps', '-n', '1', '--json'],
+        { PATH: `${bin}:${process.env.PATH}` },
+      );
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout);
+      assert.deepEqual(report.details, { wait: 'kubectl', service: 'todo-app', namespace: 'apps' });
+      assert.match(stderr, /todo-app-00001-deployment-abc Terminating/);
+      const logged = readFileSync(calls, 'utf8').trim().split('\n');
+      assert.equal(logged.length, 2, 'polled until the pod was gone');
+      assert.equal(logged[0], 'get pods -n apps -l serving.knative.dev/service=todo-app -o json');
+      assert.ok(report.samples[0].waitedMs > 0);
+    } finally {
+      await fn.kill();
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
