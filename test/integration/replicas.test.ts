@@ -88,6 +88,7 @@ describe('replicas on one volume', () => {
       );
 
       const slowest = Math.max(...answers.map((a) => a.ms));
+      console.log(`# herd: 100 answers, the slowest in ${Math.round(slowest)} ms`);
       for (const [i, answer] of answers.entries()) {
         assert.equal(answer.status, 200, `answer ${i} is 200`);
         // The download takes 1.5 s: an answer that carried the new picture waited for it.
