@@ -76,7 +76,7 @@ async function waitForNoPods(options: KnativeOptions, progress: Progress, label:
       );
     }
     const states = pods.map((p) => `${p.metadata.name} ${p.metadata.deletionTimestamp ? 'Terminating' : (p.status?.phase ?? '?')}`).join(', ');
-    progress.tick(`${label}: waiting for the revision to have no pods (${Math.round(elapsed / 1000)} s): ${states}`, 10_000);
+    progress.tick(`${label} ${states}`, `${label}: waiting for the revision to have no pods (${Math.round(elapsed / 1000)} s): ${states}`, 10_000);
     await sleep(options.pollMs ?? 2000);
   }
 }
@@ -85,7 +85,7 @@ async function waitIdle(options: KnativeOptions, progress: Progress, label: stri
   const started = Date.now();
   const until = started + options.idleSeconds * 1000;
   while (Date.now() < until) {
-    progress.tick(`${label}: idle, ${Math.ceil((until - Date.now()) / 1000)} s left before the cold call`, 10_000);
+    progress.tick(label, `${label}: idle, ${Math.ceil((until - Date.now()) / 1000)} s left before the cold call`, 10_000);
     await sleep(Math.min(1000, until - Date.now()));
   }
   return Date.now() - started;

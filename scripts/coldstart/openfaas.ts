@@ -154,7 +154,7 @@ async function waitForZero(gateway: Gateway, options: OpenFaasOptions, progress:
         EXIT_NO_SCALE_TO_ZERO,
       );
     }
-    progress.tick(`${label}: waiting for zero replicas (${availableReplicas} available, ${replicas} desired, ${Math.round((now - started) / 1000)} s)`);
+    progress.tick(`${label} ${availableReplicas}/${replicas}`, `${label}: waiting for zero replicas (${availableReplicas} available, ${replicas} desired, ${Math.round((now - started) / 1000)} s)`);
     await sleep(poll);
   }
 }

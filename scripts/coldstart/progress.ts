@@ -3,8 +3,8 @@
 // few seconds, so a log in CI stays short and a terminal never looks stuck.
 export interface Progress {
   say(line: string): void;
-  /** A waiting state: repeated calls with the same text print at most every `everyMs`. */
-  tick(state: string, everyMs?: number): void;
+  /** A waiting state: calls with the same `state` print `line` at most every `everyMs`. */
+  tick(state: string, line: string, everyMs?: number): void;
 }
 
 export function progressOn(stream: NodeJS.WritableStream, quiet = false): Progress {
@@ -19,12 +19,12 @@ export function progressOn(stream: NodeJS.WritableStream, quiet = false): Progre
       lastState = '';
       write(line);
     },
-    tick(state, everyMs = 5000) {
+    tick(state, line, everyMs = 5000) {
       const now = Date.now();
       if (state !== lastState || now - lastAt >= everyMs) {
         lastState = state;
         lastAt = now;
-        write(state);
+        write(line);
       }
     },
   };
