@@ -52,9 +52,10 @@ async function listPods(options: KnativeOptions): Promise<PodList['items']> {
     const { stdout } = await run(options.kubectl, args, { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 });
     return (JSON.parse(stdout) as PodList).items ?? [];
   } catch (error) {
-    const detail = ((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split('\n')[0];
+    // kubectl's last line is its summary ("The connection to the server ... was refused").
+    const detail = ((error as { stderr?: string }).stderr || (error as Error).message).trim().split('\n').at(-1);
     throw new ToolError(
-      `kubectl ${args.join(' ')} failed: ${detail}. Check the kube context, or pass --idle SECONDS to wait a fixed time instead of watching pods.`,
+      `kubectl ${args.join(' ')} failed: ${detail}${/[.?!]$/.test(detail ?? '') ? '' : '.'} Check the kube context, or pass --idle SECONDS to wait a fixed time instead of watching pods.`,
       'EKUBECTL',
     );
   }
