@@ -34,13 +34,46 @@ function fatal(message: string): never {
   process.exit(1);
 }
 
-function parsePort(raw: string | undefined): number {
-  if (raw === undefined || raw === '') return 3000;
+function parsePort(name: string, raw: string): number {
   const port = Number(raw);
   if (!/^\d+$/.test(raw) || port < 1 || port > 65535) {
-    fatal(`PORT: must be a whole number from 1 to 65535, got ${JSON.stringify(raw)}`);
+    fatal(`${name}: must be a whole number from 1 to 65535, got ${JSON.stringify(raw)}`);
   }
   return port;
+}
+
+/**
+ * Under of-watchdog the function must listen where the watchdog forwards,
+ * its upstream_url; PORT may belong to the watchdog itself (Knative sets
+ * PORT=8080, the watchdog's own port, in every container). Elsewhere PORT, then 3000.
+ */
+function listenPort(env: NodeJS.ProcessEnv): { name: string; port: number } {
+  const upstream = env.upstream_url;
+  if (upstream !== undefined && upstream !== '') {
+    let url: URL | undefined;
+    try {
+      url = new URL(upstream);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'http:' || url.hostname === '') {
+      fatal(`upstream_url: must be a URL such as http://127.0.0.1:3000, got ${JSON.stringify(upstream)}`);
+    }
+    return { name: 'upstream_url', port: url.port === '' ? 80 : parsePort('upstream_url', url.port) };
+  }
+  const port = env.PORT;
+  return { name: 'PORT', port: port === undefined || port === '' ? 3000 : parsePort('PORT', port) };
+}
+
+/**
+ * of-watchdog passes SIGTERM on at once but goes on forwarding requests for
+ * its healthcheck_interval while the platform takes the pod out of service:
+ * keep answering for that long (a Go duration such as "5s").
+ */
+function drainMs(raw: string | undefined): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(raw ?? '');
+  if (!match) return 0;
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
 }
 
 class Context implements FunctionContext {
@@ -122,7 +155,8 @@ function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
 }
 
 async function main(): Promise<void> {
-  const port = parsePort(process.env.PORT);
+  const { name, port } = listenPort(process.env);
+  const drain = drainMs(process.env.healthcheck_interval);
   const handlerUrl = new URL('./function/handler.js', import.meta.url);
   let fn: FunctionModule;
   try {
@@ -158,19 +192,25 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
 
   let closing = false;
-  const shutdown = (): void => {
+  const shutdown = (signal: NodeJS.Signals): void => {
     if (closing) return;
     closing = true;
-    server.close();
-    server.closeIdleConnections();
     const bound = setTimeout(() => process.exit(0), CLOSE_BOUND_MS);
     bound.unref();
-    Promise.resolve(fn.close?.()).finally(() => process.exit(0));
+    // The function finishes its own work (a refresh in flight) while the server
+    // still answers through the drain window; then no new connections are taken.
+    const finished = Promise.resolve(fn.close?.());
+    const drained = new Promise((resolve) => setTimeout(resolve, signal === 'SIGTERM' ? drain : 0));
+    void drained.then(() => {
+      server.close();
+      server.closeIdleConnections();
+    });
+    Promise.allSettled([finished, drained]).finally(() => process.exit(0));
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
-  server.on('error', (error) => fatal(`PORT: cannot listen on ${port}: ${error.message}`));
+  server.on('error', (error) => fatal(`${name}: cannot listen on port ${port}: ${error.message}`));
   server.listen(port);
 }
 

@@ -117,8 +117,7 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
     const imageDir = inStage(final, fn.environment.IMAGE_DIR!);
     mkdirSync(imageDir, { recursive: true });
     // of-watchdog passes its own environment on: the image's ENV and the
-    // function's from stack.yml; faas-netes sets no PORT, and neither do we
-    // unless another process on this machine holds the upstream port.
+    // function's from stack.yml; faas-netes sets no PORT.
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       ...final.env,
@@ -126,11 +125,14 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
       IMAGE_DIR: imageDir,
       IMAGE_URL: source.url,
     };
+    // The wrapper listens on upstream_url's port; when another process on this
+    // machine holds it, the watchdog's upstream moves to a free port (as a
+    // changed upstream_url in the image would), never PORT, which the wrapper ignores here.
     let port = Number(upstream.port);
     if (!(await portIsFree(port))) {
       port = await freePort();
-      env.PORT = String(port);
-      process.stderr.write(`# port ${upstream.port} is taken on this machine: the fprocess gets PORT=${port}\n`);
+      env.upstream_url = `http://127.0.0.1:${port}`;
+      process.stderr.write(`# port ${upstream.port} is taken on this machine: upstream_url moves to ${port}\n`);
     }
     // As the image's USER, the files root's: the function must need to write
     // nothing but IMAGE_DIR, as with readonly_root_filesystem.

@@ -74,11 +74,12 @@ describe('stack.yml and the template', () => {
     assert.equal(shipEnv.mode, 'http');
     const upstream = new URL(shipEnv.upstream_url!);
     assert.equal(upstream.hostname, '127.0.0.1');
-    // The wrapper's default when PORT is unset (of-watchdog sets no PORT).
+    // The wrapper listens on upstream_url's port (test/integration/wrapper.test.ts);
+    // its own default without a watchdog is the same 3000, so `npm start` and the image agree.
     const wrapper = readFileSync(path.join(templateDir, 'index.ts'), 'utf8');
-    const parsePort = /function parsePort[\s\S]*?return (\d+);/.exec(wrapper);
-    assert.ok(parsePort, "the wrapper's parsePort default");
-    assert.equal(upstream.port, parsePort[1]);
+    const fallback = /port === undefined \|\| port === '' \? (\d+) :/.exec(wrapper);
+    assert.ok(fallback, "the wrapper's default port");
+    assert.equal(upstream.port, fallback[1]);
     const template = parse(readFileSync(path.join(templateDir, 'template.yml'), 'utf8')) as Record<string, string>;
     assert.equal(shipEnv.fprocess, template.fprocess);
     assert.equal(shipEnv.fprocess, 'node dist/index.js');
