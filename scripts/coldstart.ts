@@ -1,6 +1,6 @@
 // npm run coldstart -- <openfaas|knative|local> [options]
 // Times the first request after scale to zero, beside a warm one. See --help
-// and docs/coldstart.md.
+// and README.md, "Cold starts".
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
