@@ -1,0 +1,68 @@
+// A private build for one bench run: the function compiled exactly as
+// `npm run build` compiles it (the same two tsc projects), and the baseline,
+// in a temporary folder. A concurrent `npm run build` (rm -rf dist) or a test
+// run in the same checkout cannot change the code under a measurement.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../test/support/fn.ts';
+
+export interface Build {
+  dir: string;
+  /** `node <functionEntry>`: the container's fprocess. */
+  functionEntry: string;
+  baselineEntry: string;
+  ms: number;
+  remove(): void;
+}
+
+function tsc(args: string[]): Promise<void> {
+  const bin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [bin, ...args], { cwd: repoRoot }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`tsc ${args.join(' ')} failed:\n${stdout}${stderr}`));
+      else resolve();
+    });
+  });
+}
+
+/** The baseline and page.ts, type-stripped one file at a time (no checking: `npm run typecheck` does that). */
+async function transpile(files: string[], outDir: string): Promise<void> {
+  const ts = (await import('typescript')).default;
+  for (const file of files) {
+    const out = ts.transpileModule(readFileSync(path.join(repoRoot, file), 'utf8'), {
+      fileName: file,
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, rewriteRelativeImportExtensions: true },
+    });
+    const target = path.join(outDir, file.replace(/\.ts$/, '.js'));
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, out.outputText);
+  }
+}
+
+export async function build(): Promise<Build> {
+  const started = performance.now();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'todo-app-bench-'));
+  // ESM as in the repository, and the repository's node_modules for pino, got, sharp.
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  const app = path.join(dir, 'app');
+  try {
+    await Promise.all([
+      tsc(['-p', 'tsconfig.function.json', '--outDir', path.join(app, 'function')]),
+      tsc(['-p', 'template/node22-ts/tsconfig.json', '--outDir', app]),
+      transpile(['bench/baseline.ts', 'functions/todo-app/page.ts'], path.join(dir, 'baseline')),
+    ]);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    dir,
+    functionEntry: path.join(app, 'index.js'),
+    baselineEntry: path.join(dir, 'baseline/bench/baseline.js'),
+    ms: performance.now() - started,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
