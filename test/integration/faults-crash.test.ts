@@ -9,29 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { eventually, repoRoot, startFunction, type FunctionProcess } from '../support/fn.ts';
+import { getPage as get, imageOf } from '../support/page.ts';
 import { startSource, type ImageSource, type SourceMode } from '../support/source.ts';
 
 /** proper-lockfile's stale bound in volume.ts is 10 s; the issue allows at most 30 s. */
 const TAKEOVER_BOUND_MS = 30_000;
 
-interface Answer {
-  status: number;
-  body: string;
-  ms: number;
-}
 
-async function get(url: string): Promise<Answer> {
-  const started = performance.now();
-  const response = await fetch(url);
-  const body = await response.text();
-  return { status: response.status, body, ms: performance.now() - started };
-}
 
-function imageOf(page: string): Buffer {
-  const match = /src="data:image\/[a-z]+;base64,([A-Za-z0-9+/=]+)"/.exec(page);
-  assert.ok(match, 'the page has an inline image');
-  return Buffer.from(match[1]!, 'base64');
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const temps = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith('.tmp'));

@@ -8,32 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
+import { getPage as get, imageOf } from '../support/page.ts';
 import { startSource, type ImageSource, type SourceMode } from '../support/source.ts';
 
 const FETCH_TIMEOUT_MS = 2000;
 const TTL_SECONDS = 1;
 const MAX_IMAGE_BYTES = 1024 * 1024;
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: string;
-  ms: number;
-}
 
-async function get(url: string): Promise<Answer> {
-  const started = performance.now();
-  const response = await fetch(url);
-  const body = await response.text();
-  return { status: response.status, headers: response.headers, body, ms: performance.now() - started };
-}
 
-/** The image bytes the page carries inline. */
-function imageOf(page: string): Buffer {
-  const match = /src="data:image\/[a-z]+;base64,([A-Za-z0-9+/=]+)"/.exec(page);
-  assert.ok(match, 'the page has an inline image');
-  return Buffer.from(match[1]!, 'base64');
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const temps = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith('.tmp'));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { eventually, repoRoot, startFunction, type FunctionProcess } from '../support/fn.ts';
-import { getPage, imageOf } from '../support/page.ts';
+import { getPage, imageMimeOf, imageOf } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
 
 describe('the todo-app function', () => {
@@ -38,9 +38,8 @@ describe('the todo-app function', () => {
     assert.equal(source.downloads, 1);
     const saved = fs.readFileSync(path.join(dir, 'image.jpg'));
     assert.ok(saved.equals(source.served[0]!), 'image.jpg holds the bytes the source sent');
-    const image = imageOf(page.html);
-    assert.equal(image.mime, 'image/jpeg');
-    assert.ok(image.bytes.equals(saved), 'the page inlines the saved bytes');
+    assert.equal(imageMimeOf(page.body), 'image/jpeg');
+    assert.ok(imageOf(page.body).equals(saved), 'the page inlines the saved bytes');
     const stamp = fs.readFileSync(path.join(dir, '.ts'), 'utf8');
     assert.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.ok(Date.parse(stamp) >= before - 1000 && Date.parse(stamp) <= Date.now());
@@ -54,7 +53,7 @@ describe('the todo-app function', () => {
     fs.writeFileSync(path.join(dir, '.ts'), new Date(Date.now() + 60_000).toISOString());
     for (let i = 0; i < 20; i++) {
       const page = await getPage(`${fn.url}/`);
-      assert.equal(page.html, first.html);
+      assert.equal(page.body, first.body);
     }
     assert.equal(source.downloads, 1);
   });
@@ -66,7 +65,7 @@ describe('the todo-app function', () => {
     const second = await start();
     const again = await getPage(`${second.url}/`);
     assert.equal(again.status, 200);
-    assert.ok(imageOf(again.html).bytes.equals(imageOf(page.html).bytes));
+    assert.ok(imageOf(again.body).equals(imageOf(page.body)));
     assert.equal(source.downloads, 1);
   });
 
@@ -76,7 +75,7 @@ describe('the todo-app function', () => {
     fs.writeFileSync(path.join(dir, '.ts'), new Date(Date.now() - 60_000).toISOString());
     const fn = await start();
     const page = await getPage(`${fn.url}/`);
-    assert.ok(imageOf(page.html).bytes.equals(theirs));
+    assert.ok(imageOf(page.body).equals(theirs));
     assert.equal(source.downloads, 0);
   });
 
@@ -89,7 +88,7 @@ describe('the todo-app function', () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => getPage(`${fn.url}/`)));
     for (const answer of answers) {
       assert.equal(answer.status, 200);
-      assert.ok(imageOf(answer.html).bytes.equals(imageOf(old.html).bytes), 'the stale image is served while the refresh runs');
+      assert.ok(imageOf(answer.body).equals(imageOf(old.body)), 'the stale image is served while the refresh runs');
       assert.ok(answer.ms < 700, `answered in ${answer.ms} ms, so it waited for the download`);
     }
     const fresh = await eventually(
@@ -101,7 +100,7 @@ describe('the todo-app function', () => {
       'the new image is served',
     );
     assert.equal(source.downloads, 2);
-    assert.ok(imageOf(fresh.html).bytes.equals(source.served[1]!));
+    assert.ok(imageOf(fresh.body).equals(source.served[1]!));
     assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(source.served[1]!));
     assert.ok(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) > Date.parse(oldStamp));
   });
@@ -115,8 +114,8 @@ describe('the todo-app function', () => {
     await new Promise((r) => setTimeout(r, 1100));
     source.delayMs = 600;
     await Promise.all([getPage(`${a.url}/`), getPage(`${b.url}/`)]);
-    await eventually(async () => (await getPage(`${b.url}/`)).html.includes(source.served[1]?.toString('base64') ?? 'none'), 5000, 'b serves the new image');
-    await eventually(async () => (await getPage(`${a.url}/`)).html.includes(source.served[1]!.toString('base64')), 5000, 'a serves the new image');
+    await eventually(async () => (await getPage(`${b.url}/`)).body.includes(source.served[1]?.toString('base64') ?? 'none'), 5000, 'b serves the new image');
+    await eventually(async () => (await getPage(`${a.url}/`)).body.includes(source.served[1]!.toString('base64')), 5000, 'a serves the new image');
     assert.equal(source.downloads, 2);
   });
 
@@ -129,7 +128,7 @@ describe('the todo-app function', () => {
 
     const head = await fetch(`${fn.url}/`, { method: 'HEAD' });
     assert.equal(head.status, 200);
-    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(page.html)));
+    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(page.body)));
     assert.equal((await head.arrayBuffer()).byteLength, 0);
 
     const cached = await fetch(`${fn.url}/`, { headers: { 'If-None-Match': etag } });
@@ -157,19 +156,19 @@ describe('the todo-app function', () => {
     assert.equal(answer.status, 200);
     assert.deepEqual(await fn.exited, { code: 1, signal: null });
     const next = await start();
-    assert.ok(imageOf((await getPage(`${next.url}/`)).html).bytes.equals(imageOf(page.html).bytes));
+    assert.ok(imageOf((await getPage(`${next.url}/`)).body).equals(imageOf(page.body)));
     assert.equal(source.downloads, 1);
   });
 
   it('shows a careful page: title, heading, alt text, the times, a CSP and nosniff', async () => {
     const fn = await start();
     const page = await getPage(`${fn.url}/`);
-    assert.match(page.html, /<title>Todo app<\/title>/);
-    assert.match(page.html, /<h1>Todo app<\/h1>/);
-    assert.match(page.html, /<img src="data:image\/jpeg;base64,[^"]+" alt="[^"]+">/);
+    assert.match(page.body, /<title>Todo app<\/title>/);
+    assert.match(page.body, /<h1>Todo app<\/h1>/);
+    assert.match(page.body, /<img src="data:image\/jpeg;base64,[^"]+" alt="[^"]+">/);
     const stamp = fs.readFileSync(path.join(dir, '.ts'), 'utf8');
-    assert.ok(page.html.includes(`<time datetime="${stamp}">`), 'the fetch time is on the page');
-    assert.ok(page.html.includes(`<time datetime="${new Date(Date.parse(stamp) + 600_000).toISOString()}">`), 'the due time is on the page');
+    assert.ok(page.body.includes(`<time datetime="${stamp}">`), 'the fetch time is on the page');
+    assert.ok(page.body.includes(`<time datetime="${new Date(Date.parse(stamp) + 600_000).toISOString()}">`), 'the due time is on the page');
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'; img-src data:/);
     assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
   });
@@ -178,7 +177,7 @@ describe('the todo-app function', () => {
     source.mode = 'ok';
     const fn = await start({ IMAGE_WIDTH: '200' });
     const page = await getPage(`${fn.url}/`);
-    const shown = imageOf(page.html).bytes;
+    const shown = imageOf(page.body);
     assert.equal((await sharp(shown).metadata()).width, 200);
     assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(source.served[0]!), 'the original stays as downloaded');
     const variants = fs.readdirSync(dir).filter((name) => name.startsWith('variant-'));
@@ -188,7 +187,7 @@ describe('the todo-app function', () => {
     const mtime = fs.statSync(variantFile).mtimeMs;
     await fn.kill();
     const again = await start({ IMAGE_WIDTH: '200' });
-    assert.ok(imageOf((await getPage(`${again.url}/`)).html).bytes.equals(shown));
+    assert.ok(imageOf((await getPage(`${again.url}/`)).body).equals(shown));
     assert.equal(fs.statSync(variantFile).mtimeMs, mtime, 'the restart read the copy, it did not resize again');
   });
 

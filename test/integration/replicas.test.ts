@@ -9,17 +9,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
+import { imageOf } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
 
 const TTL_S = 2;
 const REPLICAS = 4;
 
-/** The picture inlined in the page, as bytes. */
-function imageOf(html: string): Buffer {
-  const match = /<img src="data:image\/[a-z]+;base64,([^"]+)"/.exec(html);
-  assert.ok(match, `the page inlines an image: ${html.slice(0, 200)}`);
-  return Buffer.from(match[1]!, 'base64');
-}
 
 /** The download time the page states. */
 function fetchedAtOf(html: string): number {

@@ -9,15 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
+import { imageOf } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
 
 const HOUR_MS = 3600_000;
 
-function imageOf(html: string): Buffer {
-  const match = /<img src="data:image\/[a-z]+;base64,([^"]+)"/.exec(html);
-  assert.ok(match, `the page inlines an image: ${html.slice(0, 200)}`);
-  return Buffer.from(match[1]!, 'base64');
-}
 
 async function page(fn: FunctionProcess): Promise<{ status: number; headers: Headers; body: string }> {
   const res = await fetch(fn.url);
@@ -78,6 +74,25 @@ describe('the volume misbehaves', () => {
     return result;
   };
 
+  /**
+   * The folder as the function sees it read-only. Root ignores mode bits
+   * (chmod 0555 would not stop it): a read-only bind mount is what a
+   * `readOnly: true` volumeMount is; failing that, the immutable flag.
+   * Undefined (and the test skipped, saying why) where neither works.
+   */
+  const readOnly = (t: TestContext, writable: string): string | undefined => {
+    const claim = `${writable}-claim`;
+    fs.mkdirSync(claim);
+    const bound = mount(['--bind', '-o', 'ro', writable], claim);
+    if (bound.ok && !refusesWrites(claim)) run('mount', ['-o', 'remount,bind,ro', claim]);
+    if (bound.ok && refusesWrites(claim)) return claim;
+    const immutable = run('chattr', ['+i', writable]);
+    cleanups.push(() => void run('chattr', ['-i', writable]));
+    if (immutable.ok && refusesWrites(writable)) return writable;
+    t.skip(`cannot make a folder read-only for root here: mount said "${bound.why}", chattr said "${immutable.why}"`);
+    return undefined;
+  };
+
   before(async () => {
     source = await startSource({ pictures: 2 });
     old = await makeJpeg(99);
@@ -105,28 +120,12 @@ describe('the volume misbehaves', () => {
 
   test('a read-only volume holding a stale image: served at once, refreshed into memory, files untouched, clear log', async (t: TestContext) => {
     t.after(cleanUp);
-    const base = tempDir();
-    const writable = path.join(base, 'disk');
-    const claim = path.join(base, 'claim');
+    const writable = path.join(tempDir(), 'disk');
     fs.mkdirSync(writable);
-    fs.mkdirSync(claim);
     seedVolume(writable, old, Date.now() - HOUR_MS);
     const stamp = fs.readFileSync(path.join(writable, '.ts'), 'utf8');
-
-    // Root ignores mode bits (chmod 0555 would not stop it): a read-only bind
-    // mount is what a `readOnly: true` volumeMount is. Failing that, the immutable flag.
-    let dir = claim;
-    const bound = mount(['--bind', '-o', 'ro', writable], claim);
-    if (bound.ok && !refusesWrites(claim)) run('mount', ['-o', 'remount,bind,ro', claim]);
-    if (!bound.ok || !refusesWrites(claim)) {
-      const immutable = run('chattr', ['+i', writable]);
-      cleanups.push(() => void run('chattr', ['-i', writable]));
-      dir = writable;
-      if (!immutable.ok || !refusesWrites(writable)) {
-        t.skip(`cannot make a folder read-only for root here: mount said "${bound.why}", chattr said "${immutable.why}"`);
-        return;
-      }
-    }
+    const dir = readOnly(t, writable);
+    if (dir === undefined) return;
 
     const downloadsBefore = source.downloads;
     const fn = await start({ IMAGE_DIR: dir });
@@ -159,23 +158,10 @@ describe('the volume misbehaves', () => {
 
   test('a read-only empty volume and a failing source: 503 with Retry-After, then the image from memory once the source is back', async (t: TestContext) => {
     t.after(cleanUp);
-    const base = tempDir();
-    const writable = path.join(base, 'disk');
-    const claim = path.join(base, 'claim');
+    const writable = path.join(tempDir(), 'disk');
     fs.mkdirSync(writable);
-    fs.mkdirSync(claim);
-    let dir = claim;
-    const bound = mount(['--bind', '-o', 'ro', writable], claim);
-    if (bound.ok && !refusesWrites(claim)) run('mount', ['-o', 'remount,bind,ro', claim]);
-    if (!bound.ok || !refusesWrites(claim)) {
-      const immutable = run('chattr', ['+i', writable]);
-      cleanups.push(() => void run('chattr', ['-i', writable]));
-      dir = writable;
-      if (!immutable.ok || !refusesWrites(writable)) {
-        t.skip(`cannot make a folder read-only for root here: mount said "${bound.why}", chattr said "${immutable.why}"`);
-        return;
-      }
-    }
+    const dir = readOnly(t, writable);
+    if (dir === undefined) return;
 
     source.mode = 'error';
     const fn = await start({ IMAGE_DIR: dir, FETCH_TIMEOUT_MS: '3000' });
