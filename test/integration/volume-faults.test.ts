@@ -9,16 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
-import { imageOf } from '../support/page.ts';
+import { getPage, imageOf, type Answer } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
 
 const HOUR_MS = 3600_000;
 
 
-async function page(fn: FunctionProcess): Promise<{ status: number; headers: Headers; body: string }> {
-  const res = await fetch(fn.url);
-  return { status: res.status, headers: res.headers, body: await res.text() };
-}
+const page = (fn: FunctionProcess): Promise<Answer> => getPage(fn.url);
 
 function seedVolume(dir: string, image: Buffer, fetchedAt: number): void {
   fs.writeFileSync(path.join(dir, 'image.jpg'), image);

@@ -81,28 +81,21 @@ export function kustomize(dir: string): Doc[] {
   return docs;
 }
 
+/** The schema model of each kind the manifests hold. */
+const MODELS: Record<string, new (doc: never) => { validate(): void }> = {
+  'v1/PersistentVolume': PersistentVolume,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'v1/ConfigMap': ConfigMap,
+  'apps/v1/Deployment': Deployment,
+  'serving.knative.dev/v1/Service': KnativeService,
+};
+
 /** Builds the schema model for the document and validates it; throws on an invalid one. */
 export function validate(doc: Doc): string {
   const id = `${doc.apiVersion}/${doc.kind}`;
-  switch (id) {
-    case 'v1/PersistentVolume':
-      new PersistentVolume(doc as never).validate();
-      break;
-    case 'v1/PersistentVolumeClaim':
-      new PersistentVolumeClaim(doc as never).validate();
-      break;
-    case 'v1/ConfigMap':
-      new ConfigMap(doc as never).validate();
-      break;
-    case 'apps/v1/Deployment':
-      new Deployment(doc as never).validate();
-      break;
-    case 'serving.knative.dev/v1/Service':
-      new KnativeService(doc as never).validate();
-      break;
-    default:
-      throw new Error(`no schema model for ${id} (${doc.metadata?.name}): add one to the test`);
-  }
+  const Model = MODELS[id];
+  if (Model === undefined) throw new Error(`no schema model for ${id} (${doc.metadata?.name}): add one to the test`);
+  new Model(doc as never).validate();
   return id;
 }
 
