@@ -1,6 +1,6 @@
 // The OpenFaaS entry: handle(event, context), as every OpenFaaS node handler.
 // One route serves the page; the rest is answered plainly and never touches a file.
-import { loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
 import { matchesEtag, renderUnavailable, type Page } from './page.js';
@@ -22,13 +22,17 @@ let config: Config;
 let log: Logger;
 let cache: ImageCache;
 
+/** This function never reads a request body: the wrapper discards bodies unread. */
+export const maxBodyBytes = 0;
+
 /** Called by the wrapper before it listens: a bad setting stops the start here. */
-export async function init(): Promise<void> {
+export async function init(start: { requestTimeoutMs?: number | undefined } = {}): Promise<void> {
   // Node ignores SIGXFSZ so that a write past a file size limit fails with EFBIG. proper-lockfile's
   // signal-exit listens for it and re-raises it when no one else does, which kills the process
   // mid-refresh: a listener of our own keeps it a write error that the refresh logs.
   process.on('SIGXFSZ', () => undefined);
   config = loadConfig();
+  checkAgainstPlatform(config, start.requestTimeoutMs);
   log = createLog(config.logLevel, config.logFile);
   const volume = new Volume(config.imageDir, log);
   await volume.prepare();
@@ -38,10 +42,26 @@ export async function init(): Promise<void> {
   log.info({ settings: { ...rest, imageUrl: imageUrl.href }, cachedImage: found ? 'fresh' : 'missing or stale' }, 'todo-app started');
 }
 
-/** SIGTERM: Kubernetes sends it on every scale-down and rollout. */
-export async function close(): Promise<void> {
-  log.info('SIGTERM: finishing the refresh in flight');
-  await cache.close(Math.min(config.fetchTimeoutMs, 20_000));
+/**
+ * The first visitor waits up to FETCH_TIMEOUT_MS for the image; behind of-watchdog that wait
+ * must end before its exec_timeout, or the visitor gets the watchdog's empty 504 instead of our 503 page.
+ */
+const PLATFORM_MARGIN_MS = 1_000;
+
+function checkAgainstPlatform(settings: Config, requestTimeoutMs: number | undefined): void {
+  if (requestTimeoutMs === undefined || settings.fetchTimeoutMs <= requestTimeoutMs - PLATFORM_MARGIN_MS) return;
+  throw new ConfigError(
+    'FETCH_TIMEOUT_MS',
+    `must be at most ${requestTimeoutMs - PLATFORM_MARGIN_MS}, 1 s below of-watchdog's exec_timeout (${requestTimeoutMs} ms), or the first visitor gets the watchdog's 504`,
+    String(settings.fetchTimeoutMs),
+  );
+}
+
+/** SIGTERM (every scale-down and rollout) or Ctrl-C: the refresh in flight ends, or is given up, within the platform's bound. */
+export async function close(shutdown: { signal: string; withinMs: number }): Promise<void> {
+  const inFlight = cache.refreshInFlight();
+  log.info({ signal: shutdown.signal, refreshInFlight: inFlight, withinMs: shutdown.withinMs }, inFlight ? 'stopping: ending the refresh in flight' : 'stopping');
+  await cache.close(Math.min(config.fetchTimeoutMs, shutdown.withinMs));
   log.info('stopped');
 }
 
@@ -63,8 +83,9 @@ function send(event: FunctionEvent, context: FunctionContext, page: Page | undef
 
 export function handle(event: FunctionEvent, context: FunctionContext): void | Promise<void> {
   if (event.path === '/' || event.path === '') {
-    if (event.method !== 'GET' && event.method !== 'HEAD') {
-      context.status(405).headers({ ...TEXT, Allow: 'GET, HEAD' }).succeed('Method Not Allowed\n');
+    // POST too: faas-cli invoke and the OpenFaaS portal call a function with POST.
+    if (event.method !== 'GET' && event.method !== 'HEAD' && event.method !== 'POST') {
+      context.status(405).headers({ ...TEXT, Allow: 'GET, HEAD, POST' }).succeed('Method Not Allowed\n');
       return;
     }
     const page = cache.fresh();

@@ -79,6 +79,10 @@ export class ImageCache {
     return this.refreshing;
   }
 
+  refreshInFlight(): boolean {
+    return this.refreshing !== undefined;
+  }
+
   /** SIGTERM: let the refresh in flight finish within the bound, then cancel it; the lock is released either way. */
   async close(boundMs: number): Promise<void> {
     const running = this.refreshing;

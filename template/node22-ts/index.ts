@@ -1,79 +1,75 @@
 // The HTTP wrapper of the node22-ts template: generic, it knows nothing of the
 // function it serves. It keeps the OpenFaaS node contract,
 // handle(event, context) with context.status(n).headers({...}).succeed(body),
-// and adds two optional lifecycle hooks a function may export: init() before
-// the first request and close() on SIGTERM.
+// and adds what a function needs to live on a platform: init() before the first
+// request, close() on SIGTERM, and maxBodyBytes (0 for a function that never
+// reads bodies: they are then discarded, never buffered).
+//
+// Under of-watchdog it follows the watchdog's own timeline (watchdog.ts): it
+// listens on upstream_url's host, writes the health lock file only once it can
+// answer (suppress_lock=true), and after SIGTERM answers for as long as the
+// watchdog forwards, then finishes what is in flight.
+import fs from 'node:fs';
 import http from 'node:http';
+import { readPlatform, type Platform } from './watchdog.js';
 
 export interface FunctionEvent {
   method: string;
   path: string;
   query: Record<string, string>;
   headers: http.IncomingHttpHeaders;
+  /** The request body, up to maxBodyBytes; undefined when there is none or the function reads none. */
   body: Buffer | undefined;
 }
 
 export interface FunctionContext {
   status(code: number): FunctionContext;
   headers(values: Record<string, string | number>): FunctionContext;
-  succeed(body?: string | Buffer): void;
+  /** A string or Buffer is sent as is; an object or array as JSON. */
+  succeed(body?: string | Buffer | object): void;
   fail(error: unknown): void;
+}
+
+export interface StartInfo {
+  /** of-watchdog's exec_timeout: an answer later than this is replaced by its 504. Undefined: no such bound. */
+  requestTimeoutMs: number | undefined;
+}
+
+export interface ShutdownInfo {
+  signal: NodeJS.Signals;
+  /** The function's own work (a refresh, a lock) must be over within this, or be given up. */
+  withinMs: number;
 }
 
 export interface FunctionModule {
   handle(event: FunctionEvent, context: FunctionContext): unknown;
-  init?(): Promise<void> | void;
-  close?(): Promise<void> | void;
+  init?(start: StartInfo): Promise<void> | void;
+  close?(shutdown: ShutdownInfo): Promise<void> | void;
+  /** The largest body the function reads; 0: it reads none. Default 1 MiB. */
+  maxBodyBytes?: number;
 }
 
-const MAX_BODY_BYTES = 1024 * 1024;
-const CLOSE_BOUND_MS = 25_000;
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** A body nobody reads is drained after the answer for at most this long; then the connection is dropped. */
+const DISCARD_BODY_MS = 5_000;
+/** Without a watchdog, the function's shutdown work gets this long: Kubernetes' grace period is 30 s by default. */
+const CLOSE_ALONE_MS = 20_000;
+/**
+ * A request the watchdog accepted just before its healthcheck_interval ended reaches us a moment
+ * later: keep listening this much longer, and end the function's work this much sooner.
+ */
+const WATCHDOG_MARGIN_MS = 1_000;
+/** Node's default (300 s) would let a slow upload hold a connection and its buffer for 5 minutes. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 function fatal(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(1);
 }
 
-function parsePort(name: string, raw: string): number {
-  const port = Number(raw);
-  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) {
-    fatal(`${name}: must be a whole number from 1 to 65535, got ${JSON.stringify(raw)}`);
-  }
-  return port;
-}
-
-/**
- * Under of-watchdog the function must listen where the watchdog forwards,
- * its upstream_url; PORT may belong to the watchdog itself (Knative sets
- * PORT=8080, the watchdog's own port, in every container). Elsewhere PORT, then 3000.
- */
-function listenPort(env: NodeJS.ProcessEnv): { name: string; port: number } {
-  const upstream = env.upstream_url;
-  if (upstream !== undefined && upstream !== '') {
-    let url: URL | undefined;
-    try {
-      url = new URL(upstream);
-    } catch {
-      url = undefined;
-    }
-    if (url?.protocol !== 'http:' || url.hostname === '') {
-      fatal(`upstream_url: must be a URL such as http://127.0.0.1:3000, got ${JSON.stringify(upstream)}`);
-    }
-    return { name: 'upstream_url', port: url.port === '' ? 80 : parsePort('upstream_url', url.port) };
-  }
-  const port = env.PORT;
-  return { name: 'PORT', port: port === undefined || port === '' ? 3000 : parsePort('PORT', port) };
-}
-
-/**
- * of-watchdog passes SIGTERM on at once but goes on forwarding requests for
- * its healthcheck_interval while the platform takes the pod out of service:
- * keep answering for that long (a Go duration such as "5s").
- */
-function drainMs(raw: string | undefined): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(raw ?? '');
-  if (!match) return 0;
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+/** Status codes whose answers carry no body and no Content-Length (RFC 9110 6.4.1, 8.6). */
+function bodiless(status: number): boolean {
+  return status === 204 || status === 304 || (status >= 100 && status < 200);
 }
 
 class Context implements FunctionContext {
@@ -81,7 +77,10 @@ class Context implements FunctionContext {
   private values: Record<string, string | number> = {};
   private done = false;
 
-  constructor(private readonly res: http.ServerResponse) {}
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {}
 
   status(code: number): this {
     this.code = code;
@@ -89,20 +88,37 @@ class Context implements FunctionContext {
   }
 
   headers(values: Record<string, string | number>): this {
-    this.values = values;
+    // A copy: the caller's object is often a shared constant.
+    this.values = { ...values };
     return this;
   }
 
-  succeed(body?: string | Buffer): void {
+  succeed(body?: string | Buffer | object): void {
     if (this.done) return;
     this.done = true;
-    const payload = body === undefined ? '' : body;
-    if (this.values['Content-Length'] === undefined && this.values['content-length'] === undefined) {
-      this.values['Content-Length'] = Buffer.byteLength(payload);
+    const headers: Record<string, string | number> = {};
+    let json = false;
+    for (const [name, value] of Object.entries(this.values)) {
+      // The framing is ours: a Content-Length that is not the bytes sent breaks the kept-alive connection.
+      if (name.toLowerCase() === 'content-length' || name.toLowerCase() === 'transfer-encoding') continue;
+      if (name.toLowerCase() === 'content-type') json = true;
+      headers[name] = value;
     }
-    // Node drops the body of a HEAD answer itself and keeps Content-Length.
-    this.res.writeHead(this.code, this.values);
-    this.res.end(payload);
+    if (bodiless(this.code)) {
+      this.res.writeHead(this.code, headers).end();
+      return;
+    }
+    let payload: string | Buffer = '';
+    if (typeof body === 'string' || Buffer.isBuffer(body)) payload = body;
+    else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      if (!json) headers['Content-Type'] = 'application/json';
+    }
+    headers['Content-Length'] = Buffer.byteLength(payload);
+    this.res.writeHead(this.code, headers);
+    // A HEAD answer has the GET's headers and no body.
+    if (this.req.method === 'HEAD') this.res.end();
+    else this.res.end(payload);
   }
 
   fail(error: unknown): void {
@@ -113,33 +129,38 @@ class Context implements FunctionContext {
       this.res.destroy();
       return;
     }
-    this.res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-    this.res.end('Internal Server Error\n');
+    const message = 'Internal Server Error\n';
+    this.res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': message.length });
+    this.res.end(this.req.method === 'HEAD' ? undefined : message);
   }
+}
+
+function pathOf(url: string): string {
+  const mark = url.indexOf('?');
+  return (mark === -1 ? url : url.slice(0, mark)) || '/';
 }
 
 function eventOf(req: http.IncomingMessage, body: Buffer | undefined): FunctionEvent {
   const url = req.url ?? '/';
   const mark = url.indexOf('?');
-  const path = (mark === -1 ? url : url.slice(0, mark)) || '/';
   const query: Record<string, string> = {};
   if (mark !== -1) {
     for (const [key, value] of new URLSearchParams(url.slice(mark + 1))) query[key] = value;
   }
-  return { method: req.method ?? 'GET', path, query, headers: req.headers, body };
+  return { method: req.method ?? 'GET', path: pathOf(url), query, headers: req.headers, body };
 }
 
 function hasBody(req: http.IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > limit) {
         reject(new Error('body too large'));
         // Destroying the request would cut the socket before the 413 is written: stop keeping
         // the body and let it drain until the answer (Connection: close) ends the connection.
@@ -154,20 +175,65 @@ function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
+/**
+ * For a function that reads no body: the bytes are read and dropped as they come, so none
+ * is held in memory, and a body still arriving long after the answer costs the sender its connection.
+ */
+function discardBody(req: http.IncomingMessage, res: http.ServerResponse): void {
+  req.on('error', () => undefined);
+  req.resume();
+  res.once('finish', () => {
+    if (req.complete) return;
+    const timer = setTimeout(() => req.socket.destroy(), DISCARD_BODY_MS);
+    timer.unref();
+    req.once('end', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+  });
+}
+
+function lockFileOps(platform: Platform): { write(): void; remove(): void } {
+  const file = platform.lockFile;
+  return {
+    write: () => {
+      if (file === undefined) return;
+      try {
+        fs.writeFileSync(file, '', { mode: 0o660 });
+      } catch (error) {
+        fatal(`suppress_lock: the function writes of-watchdog's lock file and cannot: ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+      }
+    },
+    remove: () => {
+      if (file !== undefined) fs.rmSync(file, { force: true });
+    },
+  };
+}
+
 async function main(): Promise<void> {
-  const { name, port } = listenPort(process.env);
-  const drain = drainMs(process.env.healthcheck_interval);
-  const handlerUrl = new URL('./function/handler.js', import.meta.url);
+  let platform: Platform;
+  try {
+    platform = readPlatform(process.env);
+  } catch (error) {
+    fatal((error as Error).message);
+  }
+  const lock = lockFileOps(platform);
+  // /tmp is an emptyDir that outlives a crashed container: a lock left by the last run would
+  // tell the probes we are ready before we listen.
+  lock.remove();
+
   let fn: FunctionModule;
   try {
-    fn = (await import(handlerUrl.href)) as FunctionModule;
-    await fn.init?.();
+    fn = (await import(new URL('./function/handler.js', import.meta.url).href)) as FunctionModule;
+    await fn.init?.({ requestTimeoutMs: platform.requestTimeoutMs });
   } catch (error) {
     fatal(error instanceof Error ? error.message : String(error));
   }
+  const maxBodyBytes = fn.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+  let closing = false;
+  let stopped = false;
 
   const run = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer | undefined): void => {
-    const context = new Context(res);
+    const context = new Context(req, res);
     try {
       const result = fn.handle(eventOf(req, body), context);
       if (result instanceof Promise) result.catch((error: unknown) => context.fail(error));
@@ -176,42 +242,85 @@ async function main(): Promise<void> {
     }
   };
 
-  const server = http.createServer((req, res) => {
+  // of-watchdog's /_/health (pkg/watchdog.go makeHealthHandler), for a platform that starts us without it.
+  const health = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (req.method !== 'GET') {
+      res.writeHead(405, { 'Content-Length': 0 }).end();
+      return;
+    }
+    if (closing) res.writeHead(503, { 'Content-Length': 0 }).end();
+    else res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 }).end('OK');
+  };
+
+  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: Math.min(20_000, REQUEST_TIMEOUT_MS) }, (req, res) => {
+    if (stopped) res.setHeader('Connection', 'close');
+    if (!platform.watchdog && pathOf(req.url ?? '/') === '/_/health') {
+      req.resume();
+      health(req, res);
+      return;
+    }
+    if (maxBodyBytes === 0) {
+      discardBody(req, res);
+      run(req, res, undefined);
+      return;
+    }
     // A GET has no body: answer without waiting for the request stream to end.
     if (!hasBody(req)) {
       run(req, res, undefined);
       return;
     }
-    readBody(req).then(
+    readBody(req, maxBodyBytes).then(
       (body) => run(req, res, body),
       () => {
-        if (!res.headersSent) res.writeHead(413, { Connection: 'close' }).end();
+        if (!res.headersSent) res.writeHead(413, { Connection: 'close', 'Content-Length': 0 }).end();
       },
     );
   });
+  // Longer than any proxy's idle timeout (of-watchdog's client drops idle connections after 500 ms):
+  // the proxy closes first, so it never sends on a connection we are closing.
   server.keepAliveTimeout = 65_000;
 
-  let closing = false;
   const shutdown = (signal: NodeJS.Signals): void => {
-    if (closing) return;
+    if (closing) {
+      // A second Ctrl-C: the user does not want to wait.
+      if (signal === 'SIGINT') process.exit(130);
+      return;
+    }
     closing = true;
-    const bound = setTimeout(() => process.exit(0), CLOSE_BOUND_MS);
-    bound.unref();
-    // The function finishes its own work (a refresh in flight) while the server
-    // still answers through the drain window; then no new connections are taken.
-    const finished = Promise.resolve(fn.close?.());
-    const drained = new Promise((resolve) => setTimeout(resolve, signal === 'SIGTERM' ? drain : 0));
-    void drained.then(() => {
-      server.close();
-      server.closeIdleConnections();
-    });
-    Promise.allSettled([finished, drained]).finally(() => process.exit(0));
+    lock.remove();
+    const behindWatchdog = platform.watchdog && signal === 'SIGTERM';
+    // of-watchdog (PID 1 in the container) passes SIGTERM on at once, forwards for
+    // healthcheck_interval, drains for up to write_timeout and exits: the function's work
+    // (a refresh, the volume's lock) must be over before the earliest of those exits.
+    const acceptMs = behindWatchdog ? platform.drainMs + WATCHDOG_MARGIN_MS : 0;
+    const withinMs = behindWatchdog && Number.isFinite(platform.drainMs) ? Math.max(0, platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS;
+    const finishMs = behindWatchdog ? platform.finishMs : CLOSE_ALONE_MS;
+    const work = Promise.resolve()
+      .then(() => fn.close?.({ signal, withinMs }))
+      .catch((error: unknown) => process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'close failed', err: String(error) })}\n`));
+    // healthcheck_interval of 0 or less: the watchdog never stops forwarding (Go's time.Tick
+    // returns nil), so neither do we; the kubelet ends both after the grace period.
+    if (acceptMs === Infinity) return;
+    setTimeout(() => {
+      stopped = true;
+      const served = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Node keeps a kept-alive connection open after its answer even when the server is
+      // closed: close each one as soon as its answer in flight is out.
+      const idle = setInterval(() => server.closeIdleConnections(), 20);
+      idle.unref();
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, finishMs).unref());
+      void Promise.race([Promise.all([served, work]), bound]).then(() => process.exit(0));
+    }, acceptMs);
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
-  server.on('error', (error) => fatal(`${name}: cannot listen on port ${port}: ${error.message}`));
-  server.listen(port);
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    const where = `${platform.host ?? '*'}:${platform.port}`;
+    if (error.code === 'EADDRINUSE') fatal(`${platform.portVariable}: port ${platform.port} is in use by another process (${where})`);
+    fatal(`${platform.portVariable}: cannot listen on ${where}: ${error.message}`);
+  });
+  server.listen({ port: platform.port, host: platform.host }, () => lock.write());
 }
 
 void main();
