@@ -215,10 +215,10 @@ describe('bad HTTP gets a 4xx or the page: never a file by its path, never a cra
   };
 
   test('other methods on / : 405 with Allow; made-up and malformed methods: 400', async () => {
-    for (const method of ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'POST']) {
+    for (const method of ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']) {
       const answer = await raw(fn.port, request(method, '/', 'Content-Length: 0\r\n'));
       assert.equal(answer.status, 405, `${method} /`);
-      assert.equal(header(answer, 'Allow'), 'GET, HEAD', `${method} / names the allowed methods`);
+      assert.equal(header(answer, 'Allow'), 'GET, HEAD, POST', `${method} / names the allowed methods`);
       await assertSafe(`${method} /`, answer);
     }
     for (const method of ['FOO', 'BREW', 'get', 'G\u00c9T', 'GET\tX']) {
@@ -305,9 +305,10 @@ describe('bad HTTP gets a 4xx or the page: never a file by its path, never a cra
       const answer = await raw(fn.port, text);
       await assertSafe(what, answer);
     }
-    // A body over 1 MB: the wrapper answers 413 and closes. The close comes while the client is
-    // still sending, so the kernel may reset the connection before the client has read the 413
-    // (no lingering close): a reset is allowed, as long as the 413 is what usually arrives.
+    // An 8 MB body: the function reads none, so the page is answered at once and the body
+    // is read and dropped. With Connection: close the server may close while the client is still
+    // sending, and the kernel may then reset before the client reads the answer: a reset is allowed,
+    // as long as the page is what usually arrives.
     const big = request('POST', '/', `Content-Length: ${8 * 1024 * 1024}\r\n`) + 'a'.repeat(8 * 1024 * 1024);
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -315,8 +316,8 @@ describe('bad HTTP gets a 4xx or the page: never a file by its path, never a cra
       statuses.push(answer.status);
       if (answer.status !== 0) await assertSafe('an 8 MB body', answer);
     }
-    assert.ok(statuses.every((status) => status === 413 || status === 0), `413 or a reset: ${statuses.join(', ')}`);
-    assert.ok(statuses.includes(413), `the 413 is written, not lost to a destroyed socket: ${statuses.join(', ')}`);
+    assert.ok(statuses.every((status) => status === 200 || status === 0), `the page or a reset: ${statuses.join(', ')}`);
+    assert.ok(statuses.includes(200), `the page is written, not lost to a destroyed socket: ${statuses.join(', ')}`);
     assert.equal((await raw(fn.port, request('GET', '/'))).status, 200, 'the process serves on');
 
     // A client that goes away half way through its request.

@@ -5,16 +5,15 @@
 // on. A user's first request gets the page with the picture.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { repoRoot } from '../support/fn.ts';
 import { freePort, waitForPort } from '../support/ports.ts';
 import { startSource, type ImageSource } from '../support/source.ts';
-import { inStage, parseDockerfile, replayDockerfile, type Replay } from '../support/deploy-dockerfile.ts';
+import { inStage, replayContext, type Replay } from '../support/deploy-dockerfile.ts';
 
 interface StackFn {
   lang: string;
@@ -46,21 +45,7 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
   before(async () => {
     const shrink = spawnSync('npm', ['run', '--silent', 'shrinkwrap'], { cwd: repoRoot, encoding: 'utf8' });
     assert.equal(shrink.status, 0, `npm run shrinkwrap failed:\n${shrink.stdout}${shrink.stderr}`);
-    // Outside the repository: no node_modules above it can stand in for the image's.
-    scratch = mkdtempSync(path.join(os.tmpdir(), 'todo-image-'));
-    chmodSync(scratch, 0o755);
-    const context = path.join(scratch, 'context');
-    cpSync(path.join(repoRoot, 'build', 'todo-app'), context, { recursive: true });
-    replay = replayDockerfile(parseDockerfile(readFileSync(path.join(context, 'Dockerfile'), 'utf8')), {
-      context,
-      scratch: path.join(scratch, 'stages'),
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: os.homedir(),
-        // From the local npm cache when it has the packages: keeps the test fast.
-        npm_config_prefer_offline: 'true',
-      },
-    });
+    ({ scratch, replay } = replayContext(path.join(repoRoot, 'build', 'todo-app')));
     source = await startSource();
   });
 

@@ -145,7 +145,7 @@ describe('SIGTERM during a refresh', () => {
     assert.ok(!existsSync(path.join(dir, '.refresh.lock')), 'the lock is released');
     assert.deepEqual(temps(dir), []);
     const messages = first.logs().map((line) => line.msg);
-    const term = messages.indexOf('SIGTERM: finishing the refresh in flight');
+    const term = messages.indexOf('stopping: ending the refresh in flight');
     assert.ok(term >= 0, 'the log says SIGTERM arrived');
     assert.ok(messages.lastIndexOf('download done') > term, 'then that the download finished');
     assert.ok(messages.lastIndexOf('stopped') > messages.lastIndexOf('download done'), 'then that it stopped');
@@ -166,7 +166,7 @@ describe('SIGTERM during a refresh', () => {
     assert.ok(!existsSync(path.join(dir, '.refresh.lock')), 'the lock is released');
     assert.deepEqual(temps(dir), []);
     const messages = first.logs().map((line) => line.msg);
-    const term = messages.indexOf('SIGTERM: finishing the refresh in flight');
+    const term = messages.indexOf('stopping: ending the refresh in flight');
     assert.ok(term >= 0);
     assert.ok(messages.lastIndexOf('refresh failed') > term, 'the log says the refresh was given up');
     assert.ok(messages.lastIndexOf('stopped') > messages.lastIndexOf('refresh failed'));

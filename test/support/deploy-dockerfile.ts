@@ -3,7 +3,8 @@
 // system, WORKDIR/ENV/COPY are followed, and the RUN steps that are npm or npx
 // commands are run as written. The test then breaks when the Dockerfile does.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export interface Instruction {
@@ -155,8 +156,17 @@ export function replayDockerfile(stages: Stage[], options: ReplayOptions): Repla
             }
             sourceRoot = source.root;
           }
-          const toDir = dest.endsWith('/') || paths.length > 1;
-          for (const src of paths) {
+          // Docker's COPY takes wildcards (filepath.Match): "*.ts" is every .ts file at the root.
+          const sources = paths.flatMap((src) => {
+            if (!src.includes('*')) return [src];
+            const dir = path.posix.dirname(src);
+            const pattern = new RegExp(`^${path.posix.basename(src).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+            const found = existsSync(path.join(sourceRoot, dir)) ? readdirSync(path.join(sourceRoot, dir)).filter((name) => pattern.test(name)) : [];
+            if (found.length === 0) throw new Error(`Dockerfile:${line} COPY: ${src} matches nothing in ${from ?? 'the build context'}`);
+            return found.map((name) => path.posix.join(dir, name));
+          });
+          const toDir = dest.endsWith('/') || sources.length > 1 || paths.some((src) => src.includes('*'));
+          for (const src of sources) {
             const from_ = path.join(sourceRoot, src);
             if (!existsSync(from_)) throw new Error(`Dockerfile:${line} COPY: ${src} not found in ${from ?? 'the build context'}`);
             const target = statSync(from_).isDirectory() || !toDir ? inRoot(dest) : path.join(inRoot(dest), path.basename(src));
@@ -201,4 +211,26 @@ export function replayDockerfile(stages: Stage[], options: ReplayOptions): Repla
 /** Maps an absolute path inside a stage to its stand-in folder. */
 export function inStage(state: StageState, containerPath: string): string {
   return path.join(state.root, path.posix.resolve(state.workdir, containerPath));
+}
+
+/**
+ * Copies a build context (build/<fn>/ as faas-cli lays it out) outside the repository, where no
+ * node_modules above it can stand in for the image's, and replays its Dockerfile there.
+ */
+export function replayContext(context: string): { scratch: string; replay: Replay } {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'todo-image-'));
+  chmodSync(scratch, 0o755);
+  const copy = path.join(scratch, 'context');
+  cpSync(context, copy, { recursive: true });
+  const replay = replayDockerfile(parseDockerfile(readFileSync(path.join(copy, 'Dockerfile'), 'utf8')), {
+    context: copy,
+    scratch: path.join(scratch, 'stages'),
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: os.homedir(),
+      // From the local npm cache when it has the packages: keeps the test fast.
+      npm_config_prefer_offline: 'true',
+    },
+  });
+  return { scratch, replay };
 }

@@ -13,9 +13,8 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-export interface FunctionProcess {
-  port: number;
-  url: string;
+/** A real child process a test started, watched and can kill. */
+export interface Running {
   child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
@@ -23,6 +22,25 @@ export interface FunctionProcess {
   logs(): Array<Record<string, unknown>>;
   exited: Promise<Exit>;
   kill(signal?: NodeJS.Signals): Promise<Exit>;
+}
+
+export interface FunctionProcess extends Running {
+  port: number;
+  url: string;
+}
+
+/** The JSON lines among a process's output. */
+export function jsonLines(out: string): Array<Record<string, unknown>> {
+  return out
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return { unparsed: line };
+      }
+    });
 }
 
 export interface StartOptions {
@@ -38,6 +56,37 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+const watched = new WeakMap<ChildProcess, Running & { alive(): boolean }>();
+
+/** Collects a child's output and exit: the same record for every caller. */
+export function watch(child: ChildProcess): Running & { alive(): boolean } {
+  const known = watched.get(child);
+  if (known) return known;
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  let alive = true;
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      alive = false;
+      resolve({ code, signal });
+    });
+  });
+  const record = {
+    child,
+    output: () => out,
+    logs: () => jsonLines(out),
+    exited,
+    alive: () => alive,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (alive) child.kill(signal);
+      return exited;
+    },
+  };
+  watched.set(child, record);
+  return record;
+}
+
 export async function startFunction(env: Record<string, string>, options: StartOptions = {}): Promise<FunctionProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [options.entry ?? entry], {
@@ -46,45 +95,14 @@ export async function startFunction(env: Record<string, string>, options: StartO
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  let alive = true;
-  const exited = new Promise<Exit>((resolve) => {
-    child.once('exit', (code, signal) => {
-      alive = false;
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const fn: FunctionProcess = {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    child,
-    output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => {
-          try {
-            return JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            return { unparsed: line };
-          }
-        }),
-    exited,
-    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
-      if (alive) child.kill(signal);
-      return exited;
-    },
-  };
+  void watch(child).exited.then(() => running.delete(child));
+  const fn = { ...watch(child), port, url: `http://127.0.0.1:${port}` };
   if (options.waitReady !== false) {
     try {
-      await waitForPort(port, options.readyTimeoutMs ?? 15_000, () => alive);
+      await waitForPort(port, options.readyTimeoutMs ?? 15_000, fn.alive);
     } catch (error) {
       child.kill('SIGKILL');
-      throw new Error(`${(error as Error).message}\n--- output ---\n${out}`);
+      throw new Error(`${(error as Error).message}\n--- output ---\n${fn.output()}`);
     }
   }
   return fn;
