@@ -1,6 +1,6 @@
 // npm run coldstart -- <openfaas|knative|local> [options]
 // Times the first request after scale to zero, beside a warm one. See --help
-// and README.md, "Cold starts".
+// and docs/coldstart.md.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,16 +46,20 @@ Modes (first argument, or --mode):
              kubectl on PATH the tool watches
              kubectl get pods -l serving.knative.dev/service=<name> -n <ns>
              until none is left; else (or with --idle) it waits a fixed time.
-               --url URL          the service URL (kn service describe todo-app -o url)
+               --url URL          the service URL (kubectl get ksvc todo-app), or the
+                                  ingress's own address when --host is given
+               --host NAME        send Host: NAME, the route's host (kubectl get ksvc
+                                  todo-app -o jsonpath='{.status.url}' without http://),
+                                  for an ingress reached by address, e.g. a port-forward
                --idle SECONDS     wait this long instead of watching pods
                                   (default without kubectl: ${DEFAULT_IDLE_SECONDS}, Knative's stable
                                   window 60 s + scale-to-zero grace period 30 s)
-               --service NAME     default: first label of the URL's host
-               --namespace NS     default: second label of the host, else default
+               --service NAME     default: first label of the host (--host, else the URL's)
+               --namespace NS     default: second label of that host, else default
                --kubectl PATH     default kubectl
              Examples:
-               npm run coldstart -- knative --url http://todo-app.default.127.0.0.1.sslip.io -n 3
-               npm run coldstart -- knative --url http://todo-app.example.com --idle 120
+               npm run coldstart -- knative --url http://127.0.0.1:8090 --host todo-app.default.example.com -n 3
+               npm run coldstart -- knative --url http://todo-app.default.example.com --idle 120
 
   local      No cluster, no network: start the function as the platform does
              (node dist/index.js, configured by its environment, IMAGE_DIR on
@@ -83,7 +87,8 @@ Exit codes: 0 measured; 1 failed (unreachable, 401, not a 200 page...);
 2 usage; 3 the platform did not scale the function to zero.
 `;
 
-const options = {
+/** The options parseArgs accepts (the docs test checks the guide's commands against them). */
+export const options = {
   mode: { type: 'string' },
   runs: { type: 'string', short: 'n' },
   json: { type: 'boolean' },
@@ -97,6 +102,7 @@ const options = {
   function: { type: 'string' },
   namespace: { type: 'string' },
   url: { type: 'string' },
+  host: { type: 'string' },
   idle: { type: 'string' },
   service: { type: 'string' },
   kubectl: { type: 'string' },
@@ -174,14 +180,16 @@ export async function main(argv: string[]): Promise<number> {
       } catch {
         usage(`--url is not a URL: ${values.url}`);
       }
-      const guessed = serviceFromUrl(values.url);
+      if (values.host !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?$/i.test(values.host)) usage(`--host is not a host name: ${values.host}`);
+      const guessed = serviceFromUrl(values.host ? `http://${values.host}` : values.url);
       const kubectl = values.kubectl ?? 'kubectl';
       const wait = values.idle === undefined && onPath(kubectl) ? 'kubectl' : 'idle';
       const service = values.service ?? guessed.service;
-      if (wait === 'kubectl' && !service) usage('cannot tell the service name from the URL: pass --service (or --idle SECONDS)');
+      if (wait === 'kubectl' && !service) usage('cannot tell the service name from the URL: pass --host or --service (or --idle SECONDS)');
       result = await measureKnative(
         {
           url: values.url,
+          host: values.host,
           runs,
           wait,
           idleSeconds: number(values.idle, 'idle', DEFAULT_IDLE_SECONDS),

@@ -19,6 +19,8 @@ export const DEFAULT_IDLE_SECONDS = 90;
 
 export interface KnativeOptions {
   url: string;
+  /** Host header for every call: the route's host, when url is the ingress's address. */
+  host?: string;
   runs: number;
   wait: 'kubectl' | 'idle';
   idleSeconds: number;
@@ -97,14 +99,15 @@ export async function measureKnative(options: KnativeOptions, progress: Progress
     options.wait === 'kubectl'
       ? `watching pods with kubectl (-l serving.knative.dev/service=${options.service} -n ${options.namespace})`
       : `waiting ${options.idleSeconds} s idle before each cold call`;
-  progress.say(`knative: ${options.url}, ${how}`);
+  progress.say(`knative: ${options.url}${options.host ? ` with Host: ${options.host}` : ''}, ${how}`);
+  const get = { timeoutMs: options.requestTimeoutMs, ...(options.host ? { headers: { Host: options.host } } : {}) };
   const runs: Run[] = [];
   for (let i = 1; i <= options.runs; i++) {
     const label = `run ${i}/${options.runs}`;
     const waitedMs = options.wait === 'kubectl' ? await waitForNoPods(options, progress, label) : await waitIdle(options, progress, label);
     progress.say(`${label}: calling ${options.url}`);
-    const cold = await timePage(options.url, { timeoutMs: options.requestTimeoutMs });
-    const warm = await timePage(options.url, { timeoutMs: options.requestTimeoutMs });
+    const cold = await timePage(options.url, get);
+    const warm = await timePage(options.url, get);
     progress.say(`${label}: cold TTFB ${cold.ttfbMs.toFixed(1)} ms, total ${cold.totalMs.toFixed(1)} ms; warm total ${warm.totalMs.toFixed(1)} ms`);
     runs.push({ cold, warm, waitedMs });
   }
@@ -114,10 +117,11 @@ export async function measureKnative(options: KnativeOptions, progress: Progress
       : [];
   return {
     mode: 'knative',
-    target: options.url,
+    target: options.host ? `${options.url} (Host: ${options.host})` : options.url,
     runs,
     details: {
       wait: options.wait,
+      ...(options.host ? { host: options.host } : {}),
       ...(options.wait === 'idle' ? { idleSeconds: options.idleSeconds } : { service: options.service, namespace: options.namespace }),
     },
     notes,

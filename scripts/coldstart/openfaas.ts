@@ -37,9 +37,10 @@ interface FunctionStatus {
 }
 
 const NO_ZERO_HINT =
-  'OpenFaaS CE does not scale functions to zero (faas-netes keeps at least 1 replica). ' +
-  'Scale to zero needs OpenFaaS Standard or Pro with the labels com.openfaas.scale.zero=true ' +
-  '(and com.openfaas.scale.zero-duration) on the function, or Knative: run `npm run coldstart -- knative --url <service URL>`.';
+  'OpenFaaS CE does not scale functions to zero: its faas-netes answers 400 "replicas cannot be set to 0 in OpenFaaS CE". ' +
+  'Scale to zero needs OpenFaaS Standard or Pro, with the function deployed with ' +
+  '--label com.openfaas.scale.zero=true --label com.openfaas.scale.zero-duration=15m (docs/deploy.md), ' +
+  'or Knative: run `npm run coldstart -- knative --url <service URL>`.';
 
 export class Gateway {
   private readonly base: string;
@@ -131,8 +132,9 @@ async function waitForZero(gateway: Gateway, options: OpenFaasOptions, progress:
     const now = Date.now();
     const { replicas, availableReplicas } = await gateway.status();
     if (availableReplicas === 0 && replicas === 0) return now - started;
-    // The scale call was accepted but desired replicas went back above zero:
-    // faas-netes in CE does this, and nothing will ever be cold.
+    // The scale call was accepted but desired replicas went back above zero
+    // (something else scales the function, e.g. an autoscaler with a
+    // minimum): nothing will ever be cold.
     if (replicas > 0) {
       resetSince ??= now;
       if (now - resetSince >= grace) {

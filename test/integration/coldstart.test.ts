@@ -4,6 +4,8 @@
 // works and that its figures are well formed, not how fast this machine is.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type net from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,7 +88,7 @@ describe('npm run coldstart', { timeout: 60_000 }, () => {
       assert.match(stdout, new RegExp(`^  ${mode} `, 'm'), `mode ${mode} explained`);
       assert.match(stdout, new RegExp(`npm run coldstart -- ${mode} `), `example for ${mode}`);
     }
-    for (const option of ['--gateway', '--user', '--password', '--function', '--namespace', '--url', '--idle', '--json', '--runs', '--image-dir']) {
+    for (const option of ['--gateway', '--user', '--password', '--function', '--namespace', '--url', '--host', '--idle', '--json', '--runs', '--image-dir']) {
       assert.ok(stdout.includes(option), `${option} documented`);
     }
   });
@@ -146,15 +148,15 @@ describe('openfaas mode against a stand-in gateway', { timeout: 60_000 }, () => 
     assert.equal(gateway.starts, 2);
   });
 
-  test('OpenFaaS CE keeps one replica: the tool says so plainly, points to Standard/Pro or Knative, exits 3', async () => {
+  test("OpenFaaS CE answers 400 to a scale to zero: the tool quotes it, points to Standard/Pro's labels or Knative, exits 3", async () => {
     const gateway = await gatewayWith({ env: functionEnv(), ce: true });
     const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2']);
     assert.equal(code, 3, stderr);
     assert.equal(stdout, '', 'no figures when nothing was cold');
-    assert.match(stderr, /does not scale to zero/);
-    assert.match(stderr, /OpenFaaS CE/);
+    assert.match(stderr, /answered 400 "replicas cannot be set to 0 in OpenFaaS CE"/);
+    assert.match(stderr, /OpenFaaS CE does not scale functions to zero/);
     assert.match(stderr, /Standard or Pro/);
-    assert.match(stderr, /com\.openfaas\.scale\.zero/);
+    assert.match(stderr, /--label com\.openfaas\.scale\.zero=true/);
     assert.match(stderr, /Knative/);
     assert.equal(gateway.starts, 1, 'no cold start happened');
     assert.equal(gateway.stops, 0);
@@ -222,7 +224,58 @@ describe('local mode', { timeout: 60_000 }, () => {
   });
 });
 
+/**
+ * An ingress like Kourier's Envoy reached through a port-forward: it routes by
+ * the Host header alone, and a host with no route is a 404.
+ */
+async function startIngress(routes: Record<string, string>): Promise<{ url: string; hosts: string[]; close(): Promise<void> }> {
+  const hosts: string[] = [];
+  const server = http.createServer((req, res) => {
+    const host = req.headers.host ?? '';
+    hosts.push(host);
+    const upstream = routes[host];
+    if (!upstream) {
+      res.writeHead(404).end();
+      return;
+    }
+    const target = new URL(upstream);
+    const forward = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    forward.on('error', () => res.writeHead(503).end());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    hosts,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe('knative mode', { timeout: 60_000 }, () => {
+  test("--host reaches a route by its host through the ingress's address, as docs/deploy.md's port-forward does; without it the ingress answers 404", async () => {
+    const fn = await startFunction(functionEnv());
+    const ingress = await startIngress({ 'todo-app.default.example.com': fn.url });
+    try {
+      const { code, stdout, stderr } = await coldstart(['knative', '--url', ingress.url, '--host', 'todo-app.default.example.com', '--idle', '0', '-n', '2', '--json']);
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout);
+      assertSamples(report, 2);
+      assert.equal(report.details.host, 'todo-app.default.example.com');
+      assert.deepEqual(new Set(ingress.hosts), new Set(['todo-app.default.example.com']), 'every call carried the Host header');
+      const without = await coldstart(['knative', '--url', ingress.url, '--idle', '0', '-n', '1']);
+      assert.equal(without.code, 1);
+      assert.match(without.stderr, /answered 404/);
+      const bad = await coldstart(['knative', '--url', ingress.url, '--host', 'http://todo-app', '--idle', '0']);
+      assert.equal(bad.code, 2, 'a URL is not a host');
+    } finally {
+      await ingress.close();
+      await fn.kill();
+    }
+  });
+
   test('--idle 0 against a plain URL times the calls without kubectl', async () => {
     const fn = await startFunction(functionEnv());
     try {
@@ -269,6 +322,18 @@ fi
       assert.equal(logged.length, 2, 'polled until the pod was gone');
       assert.equal(logged[0], 'get pods -n apps -l serving.knative.dev/service=todo-app -o json');
       assert.ok(report.samples[0].waitedMs > 0);
+
+      // With --host, the service and namespace come from the route's host, not from the ingress's address.
+      const ingress = await startIngress({ 'todo-app.default.example.com': fn.url });
+      try {
+        writeFileSync(calls, 'earlier\nearlier\n');
+        const byHost = await coldstart(['knative', '--url', ingress.url, '--host', 'todo-app.default.example.com', '-n', '1', '--json'], { PATH: `${bin}:${process.env.PATH}` });
+        assert.equal(byHost.code, 0, byHost.stderr);
+        assert.equal(readFileSync(calls, 'utf8').trim().split('\n').at(-1), 'get pods -n default -l serving.knative.dev/service=todo-app -o json');
+        assert.deepEqual(JSON.parse(byHost.stdout).details, { wait: 'kubectl', host: 'todo-app.default.example.com', service: 'todo-app', namespace: 'default' });
+      } finally {
+        await ingress.close();
+      }
     } finally {
       await fn.kill();
       rmSync(bin, { recursive: true, force: true });

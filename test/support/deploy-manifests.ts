@@ -1,14 +1,17 @@
 // What the deployment tests read: stack.yml, the manifests in k8s-volumes/
 // (through a small kustomize of our own, so no kubectl is needed), the schema
-// models, and a Deployment shaped like the one faas-netes makes, to apply the
-// OpenFaaS patch to.
+// models, a Deployment shaped like the one faas-netes makes, to apply the
+// OpenFaaS patch to, and the checks each target's manifests must pass, as
+// functions that list problems, so a test can also run them on a broken copy.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConfigMap, PersistentVolume, PersistentVolumeClaim } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { Service as KnativeService } from '@kubernetes-models/knative/serving.knative.dev/v1';
 import { repoRoot } from './fn.ts';
+import { parseDockerfile, parseEnv } from './deploy-dockerfile.ts';
 
 export type Doc = Record<string, any>;
 
@@ -86,7 +89,10 @@ const MODELS: Record<string, new (doc: never) => { validate(): void }> = {
   'v1/PersistentVolume': PersistentVolume,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'v1/ConfigMap': ConfigMap,
+  'v1/Service': Service,
+  'v1/Namespace': Namespace,
   'apps/v1/Deployment': Deployment,
+  'networking.k8s.io/v1/Ingress': Ingress,
   'serving.knative.dev/v1/Service': KnativeService,
 };
 
@@ -177,4 +183,234 @@ export function claimOver(podSpec: Doc, container: Doc, dir: string): { claimNam
     }
   }
   return undefined;
+}
+
+/** Every kustomization a user applies, as folders under k8s-volumes/. */
+export const TARGETS = ['openfaas', 'knative', 'kubernetes', 'volume/local', 'volume/default-class'];
+
+/** An RFC 7386 JSON merge patch, as `kubectl patch --type merge` applies it: maps merge, null deletes, the rest replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
+  const out: Doc = target && typeof target === 'object' && !Array.isArray(target) ? structuredClone(target as Doc) : {};
+  for (const [key, value] of Object.entries(patch as Doc)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}
+
+/**
+ * A timeout as of-watchdog reads it (config/config.go, parseIntOrDurationValue):
+ * whole seconds, or a Go duration such as "5s", "1m30s", "250ms"; anything
+ * else is the default.
+ */
+export function watchdogDurationMs(raw: string | undefined, fallbackMs: number): number {
+  if (raw === undefined || raw === '') return fallbackMs;
+  if (/^\d+$/.test(raw)) return Number(raw) * 1000;
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 };
+  const parts = [...raw.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== raw) return fallbackMs;
+  return parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0);
+}
+
+/** What the image does at run time, from the final stage of the template's Dockerfile. */
+export interface ImageFacts {
+  env: Record<string, string>;
+  workdir: string;
+  /** of-watchdog's port: env `port`, default 8080 (config/config.go). */
+  watchdogPort: number;
+  healthcheckIntervalMs: number;
+  writeTimeoutMs: number;
+}
+
+export function imageFacts(dockerfileText: string): ImageFacts {
+  const final = parseDockerfile(dockerfileText).at(-1)!;
+  const env: Record<string, string> = {};
+  let workdir = '/';
+  for (const { keyword, args } of final.instructions) {
+    if (keyword === 'ENV') Object.assign(env, parseEnv(args));
+    if (keyword === 'WORKDIR') workdir = path.posix.resolve(workdir, args);
+  }
+  // of-watchdog's defaults: read/write timeouts 10 s; healthcheck_interval defaults to write_timeout.
+  const writeTimeoutMs = watchdogDurationMs(env.write_timeout, 10_000);
+  return {
+    env,
+    workdir,
+    watchdogPort: env.port ? Number(env.port) : 8080,
+    healthcheckIntervalMs: watchdogDurationMs(env.healthcheck_interval, writeTimeoutMs),
+    writeTimeoutMs,
+  };
+}
+
+/** The template's Dockerfile for a stack.yml function. */
+export function readImageFacts(fn: StackFunction): ImageFacts {
+  return imageFacts(readFileSync(path.join(repoRoot, 'template', fn.lang, 'Dockerfile'), 'utf8'));
+}
+
+/** The wrapper's bound on its own shutdown (CLOSE_BOUND_MS in the template's index.ts), or undefined. */
+export function wrapperCloseBoundMs(fn: StackFunction): number | undefined {
+  const source = readFileSync(path.join(repoRoot, 'template', fn.lang, 'index.ts'), 'utf8');
+  const m = /CLOSE_BOUND_MS\s*=\s*([\d_]+)/.exec(source);
+  return m ? Number(m[1]!.replace(/_/g, '')) : undefined;
+}
+
+export function envOf(container: Doc): Record<string, string> {
+  return Object.fromEntries((container.env ?? []).map((e: Doc) => [e.name, e.value])) as Record<string, string>;
+}
+
+/** Whether every pod that mounts the claim is sure to run on one node (a local volume with one node term). */
+export function pinnedToOneNode(docs: Doc[], claim: Doc): boolean {
+  return docs.some(
+    (pv) =>
+      pv.kind === 'PersistentVolume' &&
+      (claim.spec.volumeName === undefined || claim.spec.volumeName === pv.metadata.name) &&
+      pv.spec.storageClassName === claim.spec.storageClassName &&
+      pv.spec.local !== undefined &&
+      pv.spec.nodeAffinity?.required?.nodeSelectorTerms?.length === 1,
+  );
+}
+
+/** Max replicas that fit the claim's access modes. */
+export function maxReplicasFor(docs: Doc[], claim: Doc): number {
+  const modes: string[] = claim.spec.accessModes;
+  if (modes.includes('ReadWriteMany')) return Infinity;
+  if (modes.includes('ReadWriteOncePod')) return 1;
+  return pinnedToOneNode(docs, claim) ? Infinity : 1;
+}
+
+function onlyOne(docs: Doc[], kind: string, apiVersion: string | undefined, problems: string[]): Doc | undefined {
+  const found = docs.filter((d) => d.kind === kind && (apiVersion === undefined || d.apiVersion === apiVersion));
+  if (found.length !== 1) problems.push(`expected one ${kind}, found ${found.length}`);
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/** The port number a probe or Service names: a number, or the name of one of the container's ports. */
+function portNumber(container: Doc, port: number | string | undefined): number | undefined {
+  if (typeof port === 'number') return port;
+  return (container.ports ?? []).find((p: Doc) => p.name === port)?.containerPort;
+}
+
+/** Problems shared by both pod-running targets: the image, the settings, the claim over IMAGE_DIR, /tmp. */
+function checkPod(pod: Doc, container: Doc, claim: Doc | undefined, fn: StackFunction, problems: string[]): void {
+  if (container.image !== fn.image) problems.push(`image ${container.image} is not stack.yml's ${fn.image}`);
+  const env = envOf(container);
+  for (const [name, value] of Object.entries(fn.environment)) {
+    if (env[name] !== value) problems.push(`${name} is ${JSON.stringify(env[name])}, stack.yml has ${JSON.stringify(value)}`);
+  }
+  const over = claimOver(pod, container, fn.environment.IMAGE_DIR!);
+  if (!over) problems.push(`no claim mounted (writable) over IMAGE_DIR ${fn.environment.IMAGE_DIR}`);
+  else if (claim && over.claimName !== claim.metadata.name) problems.push(`the claim over IMAGE_DIR is ${over.claimName}, not ${claim.metadata.name}`);
+  if (container.securityContext?.readOnlyRootFilesystem !== true) problems.push('the root file system is not read-only');
+  const tmp = (container.volumeMounts ?? []).find((m: Doc) => m.mountPath === '/tmp');
+  const tmpVolume = tmp && (pod.volumes ?? []).find((v: Doc) => v.name === tmp.name);
+  if (!tmpVolume?.emptyDir) problems.push('no emptyDir at /tmp (of-watchdog\'s /tmp/.lock, Node\'s os.tmpdir())');
+  if (container.securityContext?.runAsUser !== 12000) problems.push('runAsUser is not the image\'s UID 12000');
+}
+
+/**
+ * The plain Kubernetes target: a Deployment running the image as built (its
+ * CMD, of-watchdog), probed on the watchdog like faas-netes does, with the
+ * claim over IMAGE_DIR; a Service and an Ingress that reach it.
+ */
+export function checkPlainTarget(docs: Doc[], fn: StackFunction, image: ImageFacts): string[] {
+  const problems: string[] = [];
+  const deployment = onlyOne(docs, 'Deployment', 'apps/v1', problems);
+  const service = onlyOne(docs, 'Service', 'v1', problems);
+  const ingress = onlyOne(docs, 'Ingress', 'networking.k8s.io/v1', problems);
+  const claim = onlyOne(docs, 'PersistentVolumeClaim', 'v1', problems);
+  if (!deployment) return problems;
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers[0];
+  if (pod.containers.length !== 1) problems.push('the pod has more than one container');
+  checkPod(pod, container, claim, fn, problems);
+  if (claim && claim.metadata.namespace !== deployment.metadata.namespace) problems.push('the claim is not in the Deployment\'s namespace');
+  if (container.command !== undefined || container.args !== undefined) problems.push('command/args override the image\'s CMD (of-watchdog)');
+  for (const kind of ['readinessProbe', 'livenessProbe'] as const) {
+    const probe = container[kind];
+    const http = probe?.httpGet;
+    const exec = probe?.exec?.command;
+    // faas-netes' two probes (pkg/k8s/probes.go): GET /_/health on the watchdog's port, or `cat /tmp/.lock`.
+    const onWatchdog = http
+      ? http.path === '/_/health' && portNumber(container, http.port) === image.watchdogPort
+      : JSON.stringify(exec) === JSON.stringify(['cat', '/tmp/.lock']);
+    if (!onWatchdog) problems.push(`${kind} is not of-watchdog's: GET /_/health on port ${image.watchdogPort}, or cat /tmp/.lock`);
+  }
+  if (!(container.ports ?? []).some((p: Doc) => p.containerPort === image.watchdogPort)) problems.push(`no containerPort ${image.watchdogPort} (of-watchdog)`);
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  const needed = (image.healthcheckIntervalMs + image.writeTimeoutMs) / 1000;
+  // Strictly above: at equal, SIGKILL lands just as of-watchdog's drain ends.
+  if (grace <= needed) problems.push(`terminationGracePeriodSeconds ${grace} is not above of-watchdog's shutdown, healthcheck_interval + write_timeout = ${needed} s`);
+  const podLabels: Record<string, string> = deployment.spec.template.metadata?.labels ?? {};
+  if (service) {
+    const selects = Object.entries(service.spec.selector ?? {}).every(([k, v]) => podLabels[k] === v);
+    if (!selects || Object.keys(service.spec.selector ?? {}).length === 0) problems.push('the Service does not select the Deployment\'s pods');
+    if (service.metadata.namespace !== deployment.metadata.namespace) problems.push('the Service is not in the Deployment\'s namespace');
+    const target = service.spec.ports?.[0]?.targetPort;
+    if (portNumber(container, target) !== image.watchdogPort) problems.push(`the Service's targetPort ${target} is not the watchdog's port`);
+  }
+  if (ingress && service) {
+    const servicePort = service.spec.ports?.[0];
+    const root = (ingress.spec.rules ?? [])
+      .flatMap((r: Doc) => r.http?.paths ?? [])
+      .find((p: Doc) => p.path === '/' && p.pathType === 'Prefix');
+    const backend = root?.backend?.service;
+    const samePort = backend && (backend.port?.number === servicePort?.port || (backend.port?.name !== undefined && backend.port.name === servicePort?.name));
+    if (!backend || backend.name !== service.metadata.name || !samePort) problems.push('the Ingress does not route / (Prefix) to the Service\'s port');
+    if (ingress.metadata.namespace !== service.metadata.namespace) problems.push('the Ingress is not in the Service\'s namespace');
+  }
+  if (claim && (deployment.spec.replicas ?? 1) > maxReplicasFor(docs, claim)) problems.push(`replicas ${deployment.spec.replicas} do not fit the claim's ${claim.spec.accessModes}`);
+  return problems;
+}
+
+// Knative 1.17 (pkg/apis/serving/k8s_validation.go): mount paths, env names
+// and ports a user container cannot use.
+export const KNATIVE_RESERVED_PATHS = ['/', '/dev', '/dev/log'];
+export const KNATIVE_RESERVED_ENV = ['PORT', 'K_SERVICE', 'K_CONFIGURATION', 'K_REVISION'];
+// networking.BackendHTTPPort, BackendHTTP2Port, QueueAdminPort, AutoscalingQueueMetricsPort, UserQueueMetricsPort, profiling.ProfilingPort
+export const KNATIVE_RESERVED_PORTS = [8012, 8013, 8022, 9090, 9091, 8008];
+/** queue-proxy's /wait-for-drain holds the preStop this long at least (pkg/queue/sharedmain/main.go, drainSleepDuration). */
+export const KNATIVE_DRAIN_SECONDS = 30;
+
+/**
+ * The Knative target: the image without of-watchdog (the wrapper runs as the
+ * watchdog's fprocess would, told by an empty upstream_url that nothing is in
+ * front), readiness on the wrapper's /_/health, the claim over IMAGE_DIR, and a
+ * timeout (the pod's grace period) that outlasts queue-proxy's drain plus the
+ * wrapper's own shutdown bound.
+ */
+export function checkKnativeTarget(docs: Doc[], fn: StackFunction, image: ImageFacts, closeBoundMs: number | undefined): string[] {
+  const problems: string[] = [];
+  const service = onlyOne(docs, 'Service', 'serving.knative.dev/v1', problems);
+  const claim = onlyOne(docs, 'PersistentVolumeClaim', 'v1', problems);
+  if (!service) return problems;
+  const pod = service.spec.template.spec;
+  const container = pod.containers[0];
+  if (pod.containers.length !== 1) problems.push('the revision has more than one container');
+  checkPod(pod, container, claim, fn, problems);
+  if (claim && claim.metadata.namespace !== service.metadata.namespace) problems.push('the claim is not in the Service\'s namespace');
+  const command = [...(container.command ?? []), ...(container.args ?? [])].join(' ');
+  if (command !== image.env.fprocess) problems.push(`command "${command}" is not the image's fprocess "${image.env.fprocess}"`);
+  const env = envOf(container);
+  if (env.upstream_url !== '') problems.push('upstream_url is not set to "": the wrapper would wait behind a watchdog that is not there');
+  for (const name of KNATIVE_RESERVED_ENV) if (name in env) problems.push(`${name} is reserved by Knative`);
+  const ports = (container.ports ?? []).map((p: Doc) => p.containerPort);
+  if (ports.length !== 1) problems.push(`expected one containerPort, found ${ports.length}`);
+  for (const port of ports) if (KNATIVE_RESERVED_PORTS.includes(port)) problems.push(`port ${port} is reserved by Knative`);
+  const probe = container.readinessProbe;
+  if (probe?.httpGet?.path !== '/_/health') problems.push('the readiness probe is not GET /_/health');
+  if (probe?.httpGet?.port !== undefined && probe.httpGet.port !== ports[0]) problems.push('the readiness probe names another port than the container\'s');
+  if (probe?.periodSeconds !== undefined) problems.push('readiness periodSeconds is set: queue-proxy then probes at that period instead of every 50 ms, slowing a cold start');
+  for (const mount of container.volumeMounts ?? []) {
+    if (KNATIVE_RESERVED_PATHS.includes(path.posix.normalize(mount.mountPath))) problems.push(`${mount.mountPath} is a reserved mount path`);
+  }
+  if (closeBoundMs === undefined) problems.push('cannot find the wrapper\'s CLOSE_BOUND_MS in the template\'s index.ts');
+  else {
+    const needed = KNATIVE_DRAIN_SECONDS + closeBoundMs / 1000;
+    if ((pod.timeoutSeconds ?? 300) <= needed) problems.push(`timeoutSeconds ${pod.timeoutSeconds} is not above queue-proxy's drain + the wrapper's shutdown = ${needed} s`);
+  }
+  const annotations = service.spec.template.metadata?.annotations ?? {};
+  if (annotations['autoscaling.knative.dev/min-scale'] !== '0') problems.push('min-scale is not "0": no scale to zero');
+  const max = Number(annotations['autoscaling.knative.dev/max-scale']);
+  if (claim && !(max >= 1 && max <= maxReplicasFor(docs, claim))) problems.push(`max-scale ${annotations['autoscaling.knative.dev/max-scale']} does not fit the claim's ${claim.spec.accessModes}`);
+  return problems;
 }

@@ -1,6 +1,7 @@
-// The image must land on the volume on both engines: each target mounts a
-// claim over the IMAGE_DIR the function is given, the claim binds to the
-// course's volume, and the replicas fit the claim's access mode.
+// The image must land on the volume on every target: the claim binds to the
+// course's volume and to no other, OpenFaaS' patch mounts it over the
+// IMAGE_DIR the function is given, and the replicas fit the claim's access
+// mode. (The Knative and plain Kubernetes targets: manifests-targets.test.ts.)
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -9,9 +10,11 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../support/fn.ts';
 import {
+  TARGETS,
   claimOver,
   faasNetesDeployment,
   kustomize,
+  maxReplicasFor,
   readKustomization,
   readStack,
   readYaml,
@@ -19,7 +22,6 @@ import {
   volumesDir,
   type Doc,
 } from '../support/deploy-manifests.ts';
-import { parseDockerfile, parseEnv } from '../support/deploy-dockerfile.ts';
 
 const stack = readStack();
 const fn = stack.functions['todo-app']!;
@@ -30,28 +32,6 @@ const one = (docs: Doc[], kind: string): Doc => {
   assert.equal(found.length, 1, `expected one ${kind}, found ${found.length}`);
   return found[0]!;
 };
-
-// The image's environment, as the Dockerfile's final stage sets it.
-const dockerfile = parseDockerfile(readFileSync(path.join(repoRoot, 'template', fn.lang, 'Dockerfile'), 'utf8'));
-const imageEnv = Object.assign({}, ...dockerfile.at(-1)!.instructions.filter((i) => i.keyword === 'ENV').map((i) => parseEnv(i.args))) as Record<string, string>;
-
-/** Whether every pod that mounts the claim is sure to run on one node. */
-function pinnedToOneNode(docs: Doc[], claim: Doc): boolean {
-  return byKind(docs, 'PersistentVolume').some(
-    (pv) =>
-      pv.spec.storageClassName === claim.spec.storageClassName &&
-      pv.spec.local !== undefined &&
-      pv.spec.nodeAffinity?.required?.nodeSelectorTerms?.length === 1,
-  );
-}
-
-/** Max replicas that fit the claim's access modes. */
-function maxReplicasFor(docs: Doc[], claim: Doc): number {
-  const modes: string[] = claim.spec.accessModes;
-  if (modes.includes('ReadWriteMany')) return Infinity;
-  if (modes.includes('ReadWriteOncePod')) return 1;
-  return pinnedToOneNode(docs, claim) ? Infinity : 1;
-}
 
 function storageBytes(quantity: string): number {
   const units: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9 };
@@ -79,15 +59,29 @@ describe('the volume on each engine', () => {
     for (const mode of claim.spec.accessModes) assert.ok(pv.spec.accessModes.includes(mode), `the volume does not offer ${mode}`);
     assert.ok(storageBytes(claim.spec.resources.requests.storage) <= storageBytes(pv.spec.capacity.storage));
     assert.equal(claim.metadata.namespace, 'openfaas-fn');
+    assert.equal(claim.spec.volumeName, pv.metadata.name, 'pinned to our volume: a free "manual" volume of the student\'s own could take the claim');
+  });
+
+  it('every target that uses the course volume binds the same volume by name, and nothing else', () => {
+    for (const target of ['openfaas', 'knative', 'kubernetes']) {
+      const docs = kustomize(path.join(volumesDir, target));
+      const pv = one(docs, 'PersistentVolume');
+      const claim = one(docs, 'PersistentVolumeClaim');
+      assert.equal(claim.spec.volumeName, pv.metadata.name, target);
+      assert.equal(claim.metadata.name, 'todo-app-images', target);
+    }
   });
 
   it('has a claim for a default StorageClass, with the same name so either one can be mounted', () => {
     const claim = one(kustomize(path.join(volumesDir, 'volume/default-class')), 'PersistentVolumeClaim');
     assert.equal(claim.spec.storageClassName, undefined, 'no storageClassName: the default class provisions it');
+    assert.equal(claim.spec.volumeName, undefined, 'no volume of ours to pin to');
     const local = one(kustomize(path.join(volumesDir, 'volume/local')), 'PersistentVolumeClaim');
     assert.equal(claim.metadata.name, local.metadata.name);
     assert.equal(claim.metadata.namespace, local.metadata.namespace);
-    assert.match(readFileSync(path.join(volumesDir, 'volume/default-class/claim.yaml'), 'utf8'), /ReadWriteMany/, 'the comment on access modes');
+    const comment = readFileSync(path.join(volumesDir, 'volume/default-class/claim.yaml'), 'utf8');
+    assert.match(comment, /ReadWriteMany/, 'the comment on access modes');
+    assert.match(comment, /Multi-Attach/, 'the comment on rollouts across nodes');
   });
 
   it("OpenFaaS: the patch mounts the claim in openfaas-fn over stack.yml's IMAGE_DIR, beside faas-netes' /tmp", () => {
@@ -114,62 +108,8 @@ describe('the volume on each engine', () => {
     assert.match(readFileSync(path.join(volumesDir, 'openfaas/deployment-patch.yaml'), 'utf8'), /kubectl patch deployment todo-app -n openfaas-fn/);
   });
 
-  it('Knative: the Service mounts the claim in its own namespace over its IMAGE_DIR, the same as stack.yml', () => {
-    const docs = kustomize(path.join(volumesDir, 'knative'));
-    const service = one(docs, 'Service');
-    const claim = one(docs, 'PersistentVolumeClaim');
-    assert.equal(claim.metadata.namespace, service.metadata.namespace, 'a claim is mounted only in its own namespace');
-    const pod = service.spec.template.spec;
-    const container = pod.containers[0];
-    const env = Object.fromEntries(container.env.map((e: Doc) => [e.name, e.value])) as Record<string, string>;
-    assert.equal(env.IMAGE_DIR, imageDir);
-    for (const [name, value] of Object.entries(fn.environment)) assert.equal(env[name], value, `${name} differs from stack.yml`);
-    const over = claimOver(pod, container, env.IMAGE_DIR!);
-    assert.ok(over, `no claim mounted over ${env.IMAGE_DIR}`);
-    assert.equal(over.claimName, claim.metadata.name);
-    // Knative refuses mounts at its reserved paths.
-    for (const mount of container.volumeMounts) assert.ok(!['/', '/dev', '/dev/log', '/tmp', '/var', '/var/log'].includes(mount.mountPath));
-  });
-
-  it('Knative: same image, port 8080, readiness on /_/health, scale from 0 to a max the access mode allows', () => {
-    const docs = kustomize(path.join(volumesDir, 'knative'));
-    const service = one(docs, 'Service');
-    const claim = one(docs, 'PersistentVolumeClaim');
-    const container = service.spec.template.spec.containers[0];
-    assert.equal(container.image, fn.image);
-    assert.deepEqual(container.ports.map((p: Doc) => p.containerPort), [8080]);
-    assert.equal(container.readinessProbe.httpGet.path, '/_/health');
-    const annotations = service.spec.template.metadata.annotations;
-    assert.equal(annotations['autoscaling.knative.dev/min-scale'], '0');
-    const max = Number(annotations['autoscaling.knative.dev/max-scale']);
-    assert.ok(max >= 1 && max <= maxReplicasFor(docs, claim), `max-scale ${max} does not fit the claim's ${claim.spec.accessModes}`);
-    // With a default-class ReadWriteOnce claim nothing pins the pods: then only 1 fits.
-    const elsewhere = kustomize(path.join(volumesDir, 'volume/default-class'));
-    assert.equal(maxReplicasFor(elsewhere, one(elsewhere, 'PersistentVolumeClaim')), 1);
-  });
-
-  it("Knative: the Service runs the image's own command and sets none of Knative's reserved variables", () => {
-    const service = one(kustomize(path.join(volumesDir, 'knative')), 'Service');
-    const container = service.spec.template.spec.containers[0];
-    const names: string[] = container.env.map((e: Doc) => e.name);
-    for (const reserved of ['PORT', 'K_SERVICE', 'K_CONFIGURATION', 'K_REVISION']) assert.ok(!names.includes(reserved), `${reserved} is reserved by Knative`);
-    // Knative's PORT=8080 is the watchdog's port; the wrapper listens on the
-    // image's upstream_url instead (test/integration/wrapper.test.ts), so no override is needed.
-    assert.ok(!names.includes('fprocess'), 'the image\'s fprocess is used as is');
-    assert.equal(new URL(imageEnv.upstream_url!).port, '3000');
-  });
-
-  it('Knative: the feature flags enable claims and writing to them', () => {
-    const features = one(kustomize(path.join(volumesDir, 'knative/features')), 'ConfigMap');
-    assert.equal(features.metadata.name, 'config-features');
-    assert.equal(features.metadata.namespace, 'knative-serving');
-    assert.equal(features.data['kubernetes.podspec-persistent-volume-claim'], 'enabled');
-    assert.equal(features.data['kubernetes.podspec-persistent-volume-write'], 'enabled');
-  });
-
   it('each kustomization lists files that exist, and kubectl kustomize agrees with this test (when kubectl is here)', (t) => {
-    const targets = ['openfaas', 'knative', 'knative/features', 'volume/local', 'volume/default-class'];
-    for (const target of targets) {
+    for (const target of TARGETS) {
       const k = readKustomization(path.join(volumesDir, target));
       assert.ok(k.resources.length > 0, `${target} lists no resources`);
       kustomize(k.dir); // throws on a missing file
@@ -180,7 +120,7 @@ describe('the volume on each engine', () => {
       return;
     }
     const ids = (docs: Doc[]): string[] => docs.map((d) => `${d.kind}/${d.metadata.namespace ?? ''}/${d.metadata.name}`).sort();
-    for (const target of targets) {
+    for (const target of TARGETS) {
       const built = execFileSync('kubectl', ['kustomize', path.join(volumesDir, target)], { encoding: 'utf8' });
       const docs = parseAllDocuments(built).map((d) => d.toJS() as Doc);
       assert.deepEqual(ids(docs), ids(kustomize(path.join(volumesDir, target))), target);
