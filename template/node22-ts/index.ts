@@ -11,7 +11,7 @@
 // watchdog forwards, then finishes what is in flight.
 import fs from 'node:fs';
 import http from 'node:http';
-import { readPlatform, type Platform } from './watchdog.js';
+import { readPlatform, shutdownPlan, type Platform } from './watchdog.js';
 
 export interface FunctionEvent {
   method: string;
@@ -52,13 +52,6 @@ export interface FunctionModule {
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** A body nobody reads is drained after the answer for at most this long; then the connection is dropped. */
 const DISCARD_BODY_MS = 5_000;
-/** Without a watchdog, the function's shutdown work gets this long: Kubernetes' grace period is 30 s by default. */
-const CLOSE_ALONE_MS = 20_000;
-/**
- * A request the watchdog accepted just before its healthcheck_interval ended reaches us a moment
- * later: keep listening this much longer, and end the function's work this much sooner.
- */
-const WATCHDOG_MARGIN_MS = 1_000;
 /** Node's default (300 s) would let a slow upload hold a connection and its buffer for 5 minutes. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -288,13 +281,7 @@ async function main(): Promise<void> {
     }
     closing = true;
     lock.remove();
-    const behindWatchdog = platform.watchdog && signal === 'SIGTERM';
-    // of-watchdog (PID 1 in the container) passes SIGTERM on at once, forwards for
-    // healthcheck_interval, drains for up to write_timeout and exits: the function's work
-    // (a refresh, the volume's lock) must be over before the earliest of those exits.
-    const acceptMs = behindWatchdog ? platform.drainMs + WATCHDOG_MARGIN_MS : 0;
-    const withinMs = behindWatchdog && Number.isFinite(platform.drainMs) ? Math.max(0, platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS;
-    const finishMs = behindWatchdog ? platform.finishMs : CLOSE_ALONE_MS;
+    const { acceptMs, withinMs, finishMs } = shutdownPlan(platform, signal);
     const work = Promise.resolve()
       .then(() => fn.close?.({ signal, withinMs }))
       .catch((error: unknown) => process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'close failed', err: String(error) })}\n`));

@@ -27,6 +27,40 @@ export interface Platform {
   lockFile: string | undefined;
 }
 
+/** Where the function listens without a watchdog and without PORT; the image's upstream_url names the same port. */
+export const DEFAULT_PORT = 3000;
+/** Without a watchdog, the function's shutdown work gets this long: Kubernetes' grace period is 30 s by default. */
+export const CLOSE_ALONE_MS = 20_000;
+/**
+ * A request the watchdog accepted just before its healthcheck_interval ended reaches us a moment
+ * later: keep listening this much longer, and end the function's work this much sooner.
+ */
+export const WATCHDOG_MARGIN_MS = 1_000;
+
+export interface ShutdownPlan {
+  /** Keep accepting for this long after the signal (Infinity: until killed). */
+  acceptMs: number;
+  /** The function's own work (a refresh, the volume lock) must be over within this. */
+  withinMs: number;
+  /** Then requests in flight get this long before the process exits anyway. */
+  finishMs: number;
+}
+
+/**
+ * of-watchdog (PID 1 in the container) passes SIGTERM on at once, forwards for
+ * healthcheck_interval, drains for up to write_timeout and exits: the function's work must be
+ * over before the earliest of those exits. Without it (Knative's queue-proxy has drained
+ * already, or a terminal's Ctrl-C) stop accepting at once.
+ */
+export function shutdownPlan(platform: Platform, signal: NodeJS.Signals): ShutdownPlan {
+  if (!platform.watchdog || signal !== 'SIGTERM') return { acceptMs: 0, withinMs: CLOSE_ALONE_MS, finishMs: CLOSE_ALONE_MS };
+  return {
+    acceptMs: platform.drainMs + WATCHDOG_MARGIN_MS,
+    withinMs: Number.isFinite(platform.drainMs) ? Math.max(0, platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS,
+    finishMs: platform.finishMs,
+  };
+}
+
 export class PlatformError extends Error {
   constructor(
     readonly variable: string,
@@ -37,29 +71,70 @@ export class PlatformError extends Error {
   }
 }
 
-const NANOS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const UNIT_NANOS: Record<string, bigint> = { ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
+const MAX = 1n << 63n;
 
-/** Go's time.ParseDuration ("1m30s", "500ms", "-2h", "0"), in milliseconds; undefined where Go returns an error. */
+/**
+ * Go's time.ParseDuration ("1m30s", "500ms", "-2h", ".5s", "0"), in milliseconds; undefined where
+ * Go returns an error. A port of src/time/format.go, overflow rules and all: integers exact
+ * (uint64 there, BigInt here), fractions through float64 as Go does.
+ */
 export function parseGoDuration(text: string): number | undefined {
   let rest = text;
-  let sign = 1;
+  let negative = false;
   if (rest.startsWith('-') || rest.startsWith('+')) {
-    sign = rest.startsWith('-') ? -1 : 1;
+    negative = rest.startsWith('-');
     rest = rest.slice(1);
   }
   if (rest === '0') return 0;
   if (rest === '') return undefined;
-  let nanos = 0;
+  let total = 0n;
   while (rest !== '') {
-    const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
-    // Go requires a digit before or after the dot, and a unit after every number.
-    if (!part || (part[1] === '' && (part[2] ?? '') === '')) return undefined;
-    nanos += Number(`${part[1] || '0'}.${part[2] || '0'}`) * NANOS[part[3]!]!;
-    rest = rest.slice(part[0].length);
+    // leadingInt: digits, an error past 1<<63.
+    const whole = /^\d*/.exec(rest)![0];
+    rest = rest.slice(whole.length);
+    let value = 0n;
+    for (const digit of whole) {
+      value = value * 10n + BigInt(digit);
+      if (value > MAX) return undefined;
+    }
+    // leadingFraction: digits after the dot, those that would overflow are dropped.
+    let fraction = 0n;
+    let scale = 1;
+    let fractionDigits = -1;
+    if (rest.startsWith('.')) {
+      const digits = /^\.(\d*)/.exec(rest)![1]!;
+      rest = rest.slice(1 + digits.length);
+      fractionDigits = digits.length;
+      let overflow = false;
+      for (const digit of digits) {
+        if (overflow) continue;
+        const next = fraction * 10n + BigInt(digit);
+        if (fraction > (MAX - 1n) / 10n || next > MAX) {
+          overflow = true;
+          continue;
+        }
+        fraction = next;
+        scale *= 10;
+      }
+    }
+    if (whole === '' && fractionDigits <= 0) return undefined; // no digits at all
+    // The unit is every byte up to the next digit or dot.
+    const unit = /^[^\d.]*/.exec(rest)![0];
+    rest = rest.slice(unit.length);
+    const nanos = UNIT_NANOS[unit];
+    if (nanos === undefined) return undefined; // missing or unknown unit
+    if (value > MAX / nanos) return undefined;
+    value *= nanos;
+    if (fraction > 0n) {
+      value += BigInt(Math.trunc(Number(fraction) * (Number(nanos) / scale)));
+      if (value > MAX) return undefined;
+    }
+    total += value;
+    if (total > MAX) return undefined;
   }
-  // Go's Duration is an int64 of nanoseconds: larger values are an error.
-  if (nanos > 2 ** 63 - 1) return undefined;
-  return (sign * nanos) / 1e6;
+  if (!negative && total > MAX - 1n) return undefined;
+  return (negative ? -Number(total) : Number(total)) / 1e6;
 }
 
 /**
@@ -94,7 +169,7 @@ export function readPlatform(env: NodeJS.ProcessEnv): Platform {
     return {
       watchdog: false,
       host: undefined,
-      port: raw === undefined || raw === '' ? 3000 : port('PORT', raw),
+      port: raw === undefined || raw === '' ? DEFAULT_PORT : port('PORT', raw),
       portVariable: 'PORT',
       drainMs: 0,
       finishMs: 0,

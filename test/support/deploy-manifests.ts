@@ -10,6 +10,7 @@ import { ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Service 
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { Service as KnativeService } from '@kubernetes-models/knative/serving.knative.dev/v1';
+import { intOrDuration, readPlatform, shutdownPlan } from '../../template/node22-ts/watchdog.ts';
 import { repoRoot } from './fn.ts';
 import { parseDockerfile, parseEnv } from './deploy-dockerfile.ts';
 
@@ -199,20 +200,6 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-/**
- * A timeout as of-watchdog reads it (config/config.go, parseIntOrDurationValue):
- * whole seconds, or a Go duration such as "5s", "1m30s", "250ms"; anything
- * else is the default.
- */
-export function watchdogDurationMs(raw: string | undefined, fallbackMs: number): number {
-  if (raw === undefined || raw === '') return fallbackMs;
-  if (/^\d+$/.test(raw)) return Number(raw) * 1000;
-  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 };
-  const parts = [...raw.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== raw) return fallbackMs;
-  return parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0);
-}
-
 /** What the image does at run time, from the final stage of the template's Dockerfile. */
 export interface ImageFacts {
   env: Record<string, string>;
@@ -231,13 +218,13 @@ export function imageFacts(dockerfileText: string): ImageFacts {
     if (keyword === 'ENV') Object.assign(env, parseEnv(args));
     if (keyword === 'WORKDIR') workdir = path.posix.resolve(workdir, args);
   }
-  // of-watchdog's defaults: read/write timeouts 10 s; healthcheck_interval defaults to write_timeout.
-  const writeTimeoutMs = watchdogDurationMs(env.write_timeout, 10_000);
+  // of-watchdog's defaults (config/config.go): timeouts 30 s; healthcheck_interval defaults to write_timeout.
+  const writeTimeoutMs = intOrDuration(env.write_timeout, 30_000);
   return {
     env,
     workdir,
     watchdogPort: env.port ? Number(env.port) : 8080,
-    healthcheckIntervalMs: watchdogDurationMs(env.healthcheck_interval, writeTimeoutMs),
+    healthcheckIntervalMs: intOrDuration(env.healthcheck_interval, writeTimeoutMs),
     writeTimeoutMs,
   };
 }
@@ -247,11 +234,10 @@ export function readImageFacts(fn: StackFunction): ImageFacts {
   return imageFacts(readFileSync(path.join(repoRoot, 'template', fn.lang, 'Dockerfile'), 'utf8'));
 }
 
-/** The wrapper's bound on its own shutdown (CLOSE_BOUND_MS in the template's index.ts), or undefined. */
-export function wrapperCloseBoundMs(fn: StackFunction): number | undefined {
-  const source = readFileSync(path.join(repoRoot, 'template', fn.lang, 'index.ts'), 'utf8');
-  const m = /CLOSE_BOUND_MS\s*=\s*([\d_]+)/.exec(source);
-  return m ? Number(m[1]!.replace(/_/g, '')) : undefined;
+/** How long the wrapper may take to exit after SIGTERM when no watchdog is in front (watchdog.ts shutdownPlan). */
+export function wrapperCloseBoundMs(): number {
+  const plan = shutdownPlan(readPlatform({}), 'SIGTERM');
+  return plan.acceptMs + plan.finishMs;
 }
 
 export function envOf(container: Doc): Record<string, string> {
@@ -378,7 +364,7 @@ export const KNATIVE_DRAIN_SECONDS = 30;
  * timeout (the pod's grace period) that outlasts queue-proxy's drain plus the
  * wrapper's own shutdown bound.
  */
-export function checkKnativeTarget(docs: Doc[], fn: StackFunction, image: ImageFacts, closeBoundMs: number | undefined): string[] {
+export function checkKnativeTarget(docs: Doc[], fn: StackFunction, image: ImageFacts, closeBoundMs: number): string[] {
   const problems: string[] = [];
   const service = onlyOne(docs, 'Service', 'serving.knative.dev/v1', problems);
   const claim = onlyOne(docs, 'PersistentVolumeClaim', 'v1', problems);
@@ -403,11 +389,8 @@ export function checkKnativeTarget(docs: Doc[], fn: StackFunction, image: ImageF
   for (const mount of container.volumeMounts ?? []) {
     if (KNATIVE_RESERVED_PATHS.includes(path.posix.normalize(mount.mountPath))) problems.push(`${mount.mountPath} is a reserved mount path`);
   }
-  if (closeBoundMs === undefined) problems.push('cannot find the wrapper\'s CLOSE_BOUND_MS in the template\'s index.ts');
-  else {
-    const needed = KNATIVE_DRAIN_SECONDS + closeBoundMs / 1000;
-    if ((pod.timeoutSeconds ?? 300) <= needed) problems.push(`timeoutSeconds ${pod.timeoutSeconds} is not above queue-proxy's drain + the wrapper's shutdown = ${needed} s`);
-  }
+  const needed = KNATIVE_DRAIN_SECONDS + closeBoundMs / 1000;
+  if ((pod.timeoutSeconds ?? 300) <= needed) problems.push(`timeoutSeconds ${pod.timeoutSeconds} is not above queue-proxy's drain + the wrapper's shutdown = ${needed} s`);
   const annotations = service.spec.template.metadata?.annotations ?? {};
   if (annotations['autoscaling.knative.dev/min-scale'] !== '0') problems.push('min-scale is not "0": no scale to zero');
   const max = Number(annotations['autoscaling.knative.dev/max-scale']);

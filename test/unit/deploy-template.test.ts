@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { loadConfig } from '../../functions/todo-app/config.ts';
 import { repoRoot } from '../support/fn.ts';
 import { readStack } from '../support/deploy-manifests.ts';
+import { readPlatform } from '../../template/node22-ts/watchdog.ts';
 import { parseDockerfile, parseEnv, type Stage } from '../support/deploy-dockerfile.ts';
 
 const stack = readStack();
@@ -77,10 +78,8 @@ describe('stack.yml and the template', () => {
     assert.equal(upstream.hostname, '127.0.0.1');
     // The wrapper listens on upstream_url's port (test/integration/wrapper.test.ts);
     // its own default without a watchdog is the same 3000, so `npm start` and the image agree.
-    const wrapper = readFileSync(path.join(templateDir, 'index.ts'), 'utf8');
-    const fallback = /port === undefined \|\| port === '' \? (\d+) :/.exec(wrapper);
-    assert.ok(fallback, "the wrapper's default port");
-    assert.equal(upstream.port, fallback[1]);
+    assert.equal(Number(upstream.port), readPlatform({}).port);
+    assert.equal(readPlatform(shipEnv).port, readPlatform({}).port);
     const template = parse(readFileSync(path.join(templateDir, 'template.yml'), 'utf8')) as Record<string, string>;
     assert.equal(shipEnv.fprocess, template.fprocess);
     assert.equal(shipEnv.fprocess, 'node dist/index.js');
