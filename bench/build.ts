@@ -3,7 +3,7 @@
 // in a temporary folder. A concurrent `npm run build` (rm -rf dist) or a test
 // run in the same checkout cannot change the code under a measurement.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../test/support/fn.ts';
@@ -44,16 +44,19 @@ async function transpile(files: string[], outDir: string): Promise<void> {
 export async function build(): Promise<Build> {
   const started = performance.now();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'todo-app-bench-'));
-  // ESM as in the repository, and the repository's node_modules for pino, got, sharp.
+  // The baseline is ESM as in the repository; the repository's node_modules for pino, got, sharp.
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   const app = path.join(dir, 'app');
   try {
     await Promise.all([
       tsc(['-p', 'tsconfig.function.json', '--outDir', path.join(app, 'function')]),
-      tsc(['-p', 'template/node22-ts/tsconfig.json', '--outDir', app]),
+      tsc(['-p', 'tsconfig.wrapper.json', '--outDir', app]),
       transpile(['bench/baseline.ts', 'functions/todo-app/page.ts'], path.join(dir, 'baseline')),
     ]);
+    // As npm run build and the image: the wrapper and the function are CommonJS.
+    copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(app, 'package.json'));
+    copyFileSync(path.join(repoRoot, 'functions/todo-app/package.json'), path.join(app, 'function/package.json'));
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;

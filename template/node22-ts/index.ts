@@ -11,6 +11,8 @@
 // watchdog forwards, then finishes what is in flight.
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { readPlatform, shutdownPlan, type Platform } from './watchdog.js';
 
 export interface FunctionEvent {
@@ -201,6 +203,23 @@ function lockFileOps(platform: Platform): { write(): void; remove(): void } {
   };
 }
 
+/**
+ * The handler, compiled beside us in function/. This file is CommonJS: require() of Node's
+ * built-ins costs a fraction of an ESM import of them at start-up. A handler compiled as ESM
+ * loads through require() too on Node 22, or through import() where that cannot (Node 20,
+ * top-level await).
+ */
+async function loadFunction(): Promise<FunctionModule> {
+  const file = path.join(__dirname, 'function', 'handler.js');
+  try {
+    return require(file) as FunctionModule;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw error;
+    return (await import(pathToFileURL(file).href)) as FunctionModule;
+  }
+}
+
 async function main(): Promise<void> {
   let platform: Platform;
   try {
@@ -215,7 +234,7 @@ async function main(): Promise<void> {
 
   let fn: FunctionModule;
   try {
-    fn = (await import(new URL('./function/handler.js', import.meta.url).href)) as FunctionModule;
+    fn = await loadFunction();
     await fn.init?.({ requestTimeoutMs: platform.requestTimeoutMs });
   } catch (error) {
     fatal(error instanceof Error ? error.message : String(error));

@@ -5,7 +5,7 @@
 // on. A user's first request gets the page with the picture.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,6 +26,22 @@ const fn = stack.functions['todo-app']!;
 const templateYml = parse(readFileSync(path.join(repoRoot, 'template', fn.lang, 'template.yml'), 'utf8')) as { fprocess: string };
 // The function's UID in the image (USER 12000:12000): used when these tests run as root.
 const APP_UID = 12000;
+
+/**
+ * This Node, where the image's user can run it: scripts/node22.mjs may have installed it under
+ * root's home, which UID 12000 cannot enter. A hard link (or a copy) in the scratch folder can be.
+ */
+function nodeForAppUser(scratch: string): string {
+  const target = path.join(scratch, 'node');
+  if (existsSync(target)) return target;
+  try {
+    linkSync(process.execPath, target);
+  } catch {
+    copyFileSync(process.execPath, target);
+    chmodSync(target, 0o755);
+  }
+  return target;
+}
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -87,7 +103,7 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
       'TypeScript sources in the runtime',
     );
     const shipped = JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')) as { type?: string };
-    assert.equal(shipped.type, 'module', 'dist/index.js is ESM: /home/app/package.json must say "type": "module"');
+    assert.equal(shipped.type, 'commonjs', 'dist/index.js is CommonJS: /home/app/package.json must say "type": "commonjs"');
   });
 
   it("serves the page with the picture through fprocess, with of-watchdog's environment", async () => {
@@ -123,7 +139,7 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
     // nothing but IMAGE_DIR, as with readonly_root_filesystem.
     const asAppUser = process.getuid?.() === 0;
     if (asAppUser) chownSync(imageDir, APP_UID, APP_UID);
-    child = spawn(process.execPath, args, {
+    child = spawn(asAppUser ? nodeForAppUser(scratch) : process.execPath, args, {
       cwd: final.root + path.posix.resolve(final.workdir),
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -119,7 +119,7 @@ describe('stack.yml and the template', () => {
     const root = readJson(path.join(repoRoot, 'package.json'));
     const pkg = readJson(path.join(handlerDir, 'package.json'));
     assert.equal(pkg.name, 'todo-app-function');
-    assert.equal(pkg.type, 'module');
+    assert.equal(pkg.type, 'commonjs', 'CommonJS: require() of the built-ins is the cheap start (README, Speed)');
     assert.deepEqual(pkg.dependencies, root.dependencies);
     // Only type declarations tsc needs in the image's build stage, at the root's versions.
     for (const [name, version] of Object.entries(pkg.devDependencies ?? {})) {
@@ -136,7 +136,7 @@ describe('stack.yml and the template', () => {
 
   it("pins the template's build tools, typescript 5.9 and @types/node, with a lockfile in step", () => {
     const pkg = readJson(path.join(templateDir, 'package.json'));
-    assert.equal(pkg.type, 'module', 'dist/index.js is ESM');
+    assert.equal(pkg.type, 'commonjs', 'dist/index.js is CommonJS');
     assert.deepEqual(pkg.dependencies ?? {}, {}, 'the wrapper has no runtime dependencies');
     assert.equal(pkg.devDependencies.typescript, '5.9.3');
     assert.match(pkg.devDependencies['@types/node'], /^2[02]\.\d+\.\d+$/, 'an exact @types/node 20 or 22');
