@@ -39,7 +39,9 @@ function node22Bin() {
 const [command, ...args] = process.argv.slice(2);
 if (command === undefined) fail('usage: node scripts/node22.mjs <command> [args...]');
 const bin = node22Bin();
-const env = bin === undefined ? process.env : { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
+// The machine's own Node, for reports that print both (the benchmark).
+const machine = { TODO_APP_MACHINE_NODE: process.env.TODO_APP_MACHINE_NODE ?? process.version };
+const env = bin === undefined ? { ...process.env, ...machine } : { ...process.env, ...machine, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
 const child = spawn(command, args, { stdio: 'inherit', env });
 // Ctrl-C reaches the child through the terminal's process group; SIGTERM from a supervisor is passed on.
 process.on('SIGTERM', () => child.kill('SIGTERM'));
