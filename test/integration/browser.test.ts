@@ -7,18 +7,19 @@
 //
 // Never skipped: without chromium the suite fails and says how to install it.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import { findChromium } from '../support/chromium.ts';
 import { repoRoot, startFunction, type FunctionProcess } from '../support/fn.ts';
 import { startGatewayProxy, type GatewayProxy } from '../support/gateway-proxy.ts';
 import { startSource, type ImageSource } from '../support/source.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = findChromium();
 const ARTIFACTS = path.join(repoRoot, 'test-artifacts');
 const SOURCE_WIDTH = 1200;
 const SOURCE_HEIGHT = 800;
@@ -167,9 +168,9 @@ describe('a real browser (chromium via playwright-core)', { timeout: 120_000 }, 
   const dirs: string[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
+    if (CHROMIUM === undefined) {
       throw new Error(
-        `chromium not found at ${CHROMIUM}: the browser tests are never skipped. ` +
+        'no Chromium: the browser tests are never skipped. ' +
           'Install it with `bash scripts/ensure-chromium.sh` (Debian: apt-get install chromium) or set CHROMIUM_PATH.',
       );
     }

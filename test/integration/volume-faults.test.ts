@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { cannotRunHere } from '../support/skip.ts';
 import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
 import { getPage, imageOf, type Answer } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
@@ -86,7 +87,7 @@ describe('the volume misbehaves', () => {
     const immutable = run('chattr', ['+i', writable]);
     cleanups.push(() => void run('chattr', ['-i', writable]));
     if (immutable.ok && refusesWrites(writable)) return writable;
-    t.skip(`cannot make a folder read-only for root here: mount said "${bound.why}", chattr said "${immutable.why}"`);
+    cannotRunHere(t, `cannot make a folder read-only for root here: mount said "${bound.why}", chattr said "${immutable.why}"`);
     return undefined;
   };
 
@@ -213,7 +214,7 @@ describe('the volume misbehaves', () => {
       const room = old.length + Math.floor(size / 2);
       const sized = mount(['-t', 'tmpfs', '-o', `size=${Math.ceil(room / 4096) * 4096}`, 'tmpfs'], dir);
       if (!sized.ok) {
-        t.skip(`mount -t tmpfs is not permitted here (${sized.why}); the file size limit test fails the same write`);
+        cannotRunHere(t, `mount -t tmpfs is not permitted here (${sized.why}); the file size limit test fails the same write`);
         return;
       }
     }
@@ -227,7 +228,7 @@ describe('the volume misbehaves', () => {
       const limit = Math.floor(size / 2);
       const limited = run('prlimit', ['--pid', String(fn.child.pid), `--fsize=${limit}:${limit}`]);
       if (!limited.ok) {
-        t.skip(`prlimit cannot limit the process here: ${limited.why}`);
+        cannotRunHere(t, `prlimit cannot limit the process here: ${limited.why}`);
         return;
       }
     }

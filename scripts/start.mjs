@@ -1,0 +1,40 @@
+// `npm start`: the function on this machine, `node dist/index.js` as the
+// container runs it, with ./data/images as the volume unless IMAGE_DIR says
+// otherwise. In a terminal its JSON log lines are pretty-printed (pino-pretty);
+// piped or redirected they stay JSON, as the platform keeps them. stderr (where a
+// bad setting or a taken port is reported) passes through untouched, and this
+// process ends with the function's own exit code.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import readline from 'node:readline';
+
+const require = createRequire(import.meta.url);
+const env = { ...process.env, IMAGE_DIR: process.env.IMAGE_DIR || './data/images' };
+const child = spawn(process.execPath, ['dist/index.js'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+
+const pretty = process.stdout.isTTY
+  ? require('pino-pretty').prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,fn' })
+  : undefined;
+readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+  if (pretty && line.startsWith('{')) {
+    try {
+      process.stdout.write(pretty(JSON.parse(line)));
+      return;
+    } catch {
+      // not JSON after all: as it is
+    }
+  }
+  process.stdout.write(`${line}\n`);
+});
+
+// Ctrl-C reaches the function itself (the terminal signals the whole process group):
+// wait for it to stop. A supervisor's SIGTERM is passed on.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.on('exit', (code, signal) => {
+  process.exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 2);
+});
+child.on('error', (error) => {
+  process.stderr.write(`npm start: ${error.message}\n`);
+  process.exitCode = 1;
+});
