@@ -15,8 +15,10 @@ export interface Stored {
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
 const TEMP = /^\..+\.tmp$/;
-/** Variants are written outside the lock; a younger temp of one may still be in use. */
-const VARIANT_TEMP_GRACE_MS = 60_000;
+/** Temps of image.jpg and .ts: only the lock holder writes those two. */
+const LOCKED_TEMP = /^\.\.?(image\.jpg|ts)\.\d+\.[0-9a-f]+\.tmp$/;
+/** Variants and verdicts are written outside the lock; a younger temp of one may still be in use. */
+const UNLOCKED_TEMP_GRACE_MS = 60_000;
 
 export class LockTimeoutError extends Error {
   readonly code = 'LOCK_TIMEOUT';
@@ -61,32 +63,51 @@ export class Volume {
     const fetchedAt = await this.readStamp();
     if (fetchedAt === undefined) return undefined;
     const bytes = await readFile(this.imagePath).catch(() => undefined);
-    return bytes === undefined || bytes.length === 0 ? undefined : { bytes, fetchedAt };
+    return bytes === undefined ? undefined : { bytes, fetchedAt };
   }
 
-  /** The image first, then its time: a crash between the two costs one extra download, never a wrong age. */
-  async writeImage(bytes: Buffer, fetchedAt: number): Promise<void> {
+  /**
+   * The image first, then the verdict of its decode, then its time: a crash in
+   * between costs one extra decode or download, never a wrong age or a trusted
+   * picture that was not decoded (a verdict names the bytes it speaks of).
+   */
+  async writeImage(bytes: Buffer, fetchedAt: number, verdict: object): Promise<void> {
     await this.writeAtomic(this.imagePath, bytes);
+    await this.writeVerdict(path.basename(this.imagePath), verdict);
     await this.writeAtomic(this.stampPath, new Date(fetchedAt).toISOString());
     await this.syncDir();
   }
 
-  variantPath(key: string): string {
-    return path.join(this.dir, `variant-${key}.jpg`);
+  /** What the decode said of the picture saved as `name` (image.jpg or a variant), as saved; undefined when unreadable. */
+  async readVerdict(name: string): Promise<unknown> {
+    const saved = await readFile(this.verdictPath(name), 'utf8').catch(() => undefined);
+    try {
+      return saved === undefined ? undefined : JSON.parse(saved);
+    } catch {
+      return undefined;
+    }
   }
 
-  async readVariant(key: string): Promise<Buffer | undefined> {
-    return readFile(this.variantPath(key)).catch(() => undefined);
+  async writeVerdict(name: string, verdict: object): Promise<void> {
+    await this.writeAtomic(this.verdictPath(name), JSON.stringify(verdict));
   }
 
-  /** Saves the resized copy and drops the copies of earlier images. */
-  async writeVariant(key: string, bytes: Buffer): Promise<void> {
-    await this.writeAtomic(this.variantPath(key), bytes);
-    const keep = path.basename(this.variantPath(key));
-    for (const name of await readdir(this.dir)) {
-      if (name.startsWith('variant-') && name.endsWith('.jpg') && name !== keep) {
-        await unlink(path.join(this.dir, name)).catch(() => undefined);
-      }
+  /** The file name of the page's copy of an image, resized to `width`. */
+  variantName(width: number, imageSha256: string): string {
+    return `variant-${width}w-${imageSha256.slice(0, 16)}.jpg`;
+  }
+
+  async readVariant(name: string): Promise<Buffer | undefined> {
+    return readFile(path.join(this.dir, name));
+  }
+
+  /** Saves the resized copy with its verdict and drops the copies of earlier images. */
+  async writeVariant(name: string, bytes: Buffer, verdict: object): Promise<void> {
+    await this.writeAtomic(path.join(this.dir, name), bytes);
+    await this.writeVerdict(name, verdict);
+    for (const other of await readdir(this.dir)) {
+      const variant = /^\.?(variant-.+\.jpg)(\.verified)?$/.exec(other)?.[1];
+      if (variant !== undefined && variant !== name) await unlink(path.join(this.dir, other)).catch(() => undefined);
     }
   }
 
@@ -99,9 +120,9 @@ export class Volume {
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (!TEMP.test(name)) continue;
       const file = path.join(this.dir, name);
-      if (name.startsWith('.variant-')) {
+      if (!LOCKED_TEMP.test(name)) {
         const info = await stat(file).catch(() => undefined);
-        if (info === undefined || Date.now() - info.mtimeMs < VARIANT_TEMP_GRACE_MS) continue;
+        if (info === undefined || Date.now() - info.mtimeMs < UNLOCKED_TEMP_GRACE_MS) continue;
       }
       await unlink(file).then(() => removed++, () => undefined);
     }
@@ -146,6 +167,10 @@ export class Volume {
         await release().catch((error: Error) => this.log.warn({ reason: error.message }, 'refresh lock release failed'));
       }
     }
+  }
+
+  private verdictPath(name: string): string {
+    return path.join(this.dir, `.${name}.verified`);
   }
 
   private async writeAtomic(target: string, data: Buffer | string): Promise<void> {

@@ -230,7 +230,7 @@ describe('the todo-app function', () => {
     assert.deepEqual(fn.output().trim().split('\n'), ['IMAGE_URL: must be an http or https URL, got "ftp://example.com/x"']);
   });
 
-  it('a cold start with a cached image loads neither got, sharp nor proper-lockfile', async () => {
+  it('a cold start with a cached image, verified by the start that saved it, loads neither got, sharp nor proper-lockfile', async () => {
     const trace = path.join(dir, 'imports.txt');
     const env = { NODE_OPTIONS: `--import=${path.join(repoRoot, 'test/fixtures/trace-imports.mjs')}`, TRACE_IMPORTS_FILE: trace };
     const lazy = /\/node_modules\/(got|sharp|proper-lockfile)\//;

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import sharp from 'sharp';
+import { cutWithEndMarker } from './badPictures.ts';
 
 export type SourceMode =
   | 'ok'
@@ -14,7 +15,8 @@ export type SourceMode =
   | 'wrong-type' // a real JPEG, labelled text/html
   | 'huge' // streams past any size cap, chunked, no content-length
   | 'loop' // redirects forever
-  | 'trickle'; // a real JPEG, a few bytes at a time
+  | 'trickle' // a real JPEG, a few bytes at a time
+  | 'corrupt'; // a whole JPEG header, the scan cut short and closed with an end marker
 
 export interface SourceOptions {
   width?: number;
@@ -103,6 +105,11 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
           res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length });
           res.write(picture.subarray(0, picture.length >> 1), () => res.destroy());
           return;
+        case 'corrupt': {
+          const broken = cutWithEndMarker(picture);
+          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': broken.length }).end(broken);
+          return;
+        }
         case 'not-image':
           res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end('<html><body>not a picture</body></html>');
           return;

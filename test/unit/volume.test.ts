@@ -10,6 +10,7 @@ import { makeJpeg } from '../support/source.ts';
 
 const log = pino({ level: 'silent' });
 
+
 describe('the volume', () => {
   let dir: string;
   let volume: Volume;
@@ -22,10 +23,11 @@ describe('the volume', () => {
   it('keeps the seed layout: image.jpg and .ts as ISO 8601 UTC', async () => {
     const bytes = await makeJpeg(1);
     const at = Date.parse('2026-11-25T12:34:56.789Z');
-    await volume.writeImage(bytes, at);
+    await volume.writeImage(bytes, at, { said: 'decoded' });
     assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(bytes));
     assert.equal(fs.readFileSync(path.join(dir, '.ts'), 'utf8'), '2026-11-25T12:34:56.789Z');
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['.ts', 'image.jpg']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['.image.jpg.verified', '.ts', 'image.jpg']);
+    assert.deepEqual(await volume.readVerdict('image.jpg'), { said: 'decoded' }, 'the verdict of its decode lies beside it');
     const stored = await volume.readImage();
     assert.ok(stored?.bytes.equals(bytes));
     assert.equal(stored?.fetchedAt, at);
@@ -43,11 +45,12 @@ describe('the volume', () => {
   it('has nothing when the folder is empty', async () => {
     assert.equal(await volume.readStamp(), undefined);
     assert.equal(await volume.readImage(), undefined);
+    assert.equal(await volume.readVerdict('image.jpg'), undefined);
   });
 
   it('never lets a reader see half an image while it is replaced', async () => {
     const pictures = [await makeJpeg(1, 800, 800, true), await makeJpeg(2, 800, 800, true)];
-    await volume.writeImage(pictures[0]!, Date.now());
+    await volume.writeImage(pictures[0]!, Date.now(), {});
     let reads = 0;
     let writing = true;
     const reader = (async () => {
@@ -58,26 +61,31 @@ describe('the volume', () => {
         await new Promise((r) => setImmediate(r));
       }
     })();
-    for (let i = 0; i < 40; i++) await volume.writeImage(pictures[i % 2]!, Date.now());
+    for (let i = 0; i < 40; i++) await volume.writeImage(pictures[i % 2]!, Date.now(), {});
     writing = false;
     await reader;
     assert.ok(reads > 10, `only ${reads} reads`);
   });
 
-  it('removes temp files a killed writer left, and keeps a young variant temp', async () => {
+  it('removes temp files a killed writer left, and keeps the young temps of writes done outside the lock', async () => {
     fs.writeFileSync(path.join(dir, '.image.jpg.123.abcd.tmp'), 'half');
-    fs.writeFileSync(path.join(dir, '.ts.123.abcd.tmp'), '2026');
+    fs.writeFileSync(path.join(dir, '..ts.123.abcd.tmp'), '2026');
     fs.writeFileSync(path.join(dir, '.variant-600w-x.jpg.9.ab.tmp'), 'in use');
+    fs.writeFileSync(path.join(dir, '..image.jpg.verified.9.ab.tmp'), 'in use');
     fs.writeFileSync(path.join(dir, 'image.jpg'), 'keep');
     assert.equal(await volume.removeOrphans(), 2);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['.variant-600w-x.jpg.9.ab.tmp', 'image.jpg']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['..image.jpg.verified.9.ab.tmp', '.variant-600w-x.jpg.9.ab.tmp', 'image.jpg']);
   });
 
-  it('keeps one variant: the copy of an earlier image goes when a new one is saved', async () => {
-    await volume.writeVariant('600w-old', Buffer.from('old'));
-    await volume.writeVariant('600w-new', Buffer.from('new'));
-    assert.deepEqual(fs.readdirSync(dir), ['variant-600w-new.jpg']);
-    assert.equal((await volume.readVariant('600w-new'))?.toString(), 'new');
+  it('keeps one variant: the copy of an earlier image goes, with its verdict, when a new one is saved', async () => {
+    const old = volume.variantName(600, 'a'.repeat(64));
+    const fresh = volume.variantName(600, 'b'.repeat(64));
+    assert.equal(fresh, `variant-600w-${'b'.repeat(16)}.jpg`);
+    await volume.writeVariant(old, Buffer.from('old'), { of: 'old' });
+    await volume.writeVariant(fresh, Buffer.from('new'), { of: 'new' });
+    assert.deepEqual(fs.readdirSync(dir).sort(), [`.${fresh}.verified`, fresh]);
+    assert.equal((await volume.readVariant(fresh))?.toString(), 'new');
+    assert.deepEqual(await volume.readVerdict(fresh), { of: 'new' });
   });
 
   it('waits for the lock another process holds, and stops waiting once that process saved an image', async () => {
