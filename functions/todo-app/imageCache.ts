@@ -72,7 +72,7 @@ export class ImageCache {
     try {
       const stamp = await this.volume.readStamp();
       if (stamp === undefined || stamp <= this.fetchedAt) return this.fresh() !== undefined;
-      const stored = await this.volume.readImage();
+      const stored = await this.volume.readImage(this.config.maxImageBytes);
       if (stored === undefined) return false;
       await this.install(stored.bytes, await this.pictures.read('image.jpg', stored.bytes), stored.fetchedAt);
       return this.fresh() !== undefined;

@@ -34,7 +34,7 @@ export class VerifiedPictures {
   /** The page's copy of a picture, no wider than `width`: made once, kept on the volume with its own verdict. */
   async resized(original: Buffer, picture: Picture, width: number): Promise<Buffer> {
     const name = this.volume.variantName(width, picture.sha256);
-    const saved = await this.volume.readVariant(name).catch(() => undefined);
+    const saved = await this.volume.readVariant(name, this.maxBytes).catch(() => undefined);
     if (saved !== undefined && (await this.read(name, saved).catch(() => undefined))) return saved;
     const copy = await resize(original, width);
     const verdict = verdictOf(await inspect(copy, this.maxBytes));

@@ -1,16 +1,22 @@
 // The folder on the volume, in the seed app's own layout: `image.jpg` holds the
 // original bytes, `.ts` the download time as ISO 8601. Writes are temp file,
 // fsync, rename, so a reader in any replica sees a whole image or the old one.
+// Reads trust nothing: whatever the folder holds, at worst it is ignored.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from './log.js';
+import { readRegular } from './regularFile.js';
 
 export interface Stored {
   bytes: Buffer;
   fetchedAt: number;
 }
 
+/** `.ts` is one short line; anything longer is not ours. */
+const STAMP_MAX_BYTES = 1024;
+/** A saved verdict is a few fields of JSON. */
+const VERDICT_MAX_BYTES = 4096;
 /** A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule). */
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
@@ -52,18 +58,19 @@ export class Volume {
    * mtime (a half-written seed volume), else undefined when there is no image.
    */
   async readStamp(): Promise<number | undefined> {
-    const text = await readFile(this.stampPath, 'utf8').catch(() => undefined);
-    const parsed = text === undefined ? NaN : parseStamp(text);
+    const saved = await readRegular(this.stampPath, STAMP_MAX_BYTES).catch(() => undefined);
+    const parsed = saved === undefined ? NaN : parseStamp(saved.bytes.toString('utf8'));
     if (!Number.isNaN(parsed)) return parsed;
     const info = await stat(this.imagePath).catch(() => undefined);
     return info?.isFile() ? info.mtimeMs : undefined;
   }
 
-  async readImage(): Promise<Stored | undefined> {
+  /** The saved image; throws when image.jpg is not a regular file of at most `maxBytes`. */
+  async readImage(maxBytes: number): Promise<Stored | undefined> {
     const fetchedAt = await this.readStamp();
     if (fetchedAt === undefined) return undefined;
-    const bytes = await readFile(this.imagePath).catch(() => undefined);
-    return bytes === undefined ? undefined : { bytes, fetchedAt };
+    const saved = await readRegular(this.imagePath, maxBytes);
+    return saved === undefined ? undefined : { bytes: saved.bytes, fetchedAt };
   }
 
   /**
@@ -80,9 +87,9 @@ export class Volume {
 
   /** What the decode said of the picture saved as `name` (image.jpg or a variant), as saved; undefined when unreadable. */
   async readVerdict(name: string): Promise<unknown> {
-    const saved = await readFile(this.verdictPath(name), 'utf8').catch(() => undefined);
+    const saved = await readRegular(this.verdictPath(name), VERDICT_MAX_BYTES).catch(() => undefined);
     try {
-      return saved === undefined ? undefined : JSON.parse(saved);
+      return saved === undefined ? undefined : JSON.parse(saved.bytes.toString('utf8'));
     } catch {
       return undefined;
     }
@@ -97,8 +104,8 @@ export class Volume {
     return `variant-${width}w-${imageSha256.slice(0, 16)}.jpg`;
   }
 
-  async readVariant(name: string): Promise<Buffer | undefined> {
-    return readFile(path.join(this.dir, name));
+  async readVariant(name: string, maxBytes: number): Promise<Buffer | undefined> {
+    return (await readRegular(path.join(this.dir, name), maxBytes))?.bytes;
   }
 
   /** Saves the resized copy with its verdict and drops the copies of earlier images. */

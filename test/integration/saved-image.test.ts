@@ -3,6 +3,7 @@
 // planted for real in the folder a real `node dist/index.js` reads, and the
 // function must serve only pictures that decode, or download a new one.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -107,6 +108,37 @@ describe('nothing on the volume can stop the function', () => {
         }),
       );
     }
+  });
+
+  test('image.jpg that is a FIFO, a link to /dev/zero or a folder: the start does not wait on it, and a download follows', async () => {
+    const plants: Array<[string, (file: string) => void]> = [
+      ['a FIFO with no writer', (file) => assert.equal(spawnSync('mkfifo', [file]).status, 0)],
+      ['a link to /dev/zero', (file) => fs.symlinkSync('/dev/zero', file)],
+      ['a folder', (file) => fs.mkdirSync(file)],
+    ];
+    await allOf(
+      plants.map(async ([what, plant]) => {
+        const dir = folder();
+        plant(path.join(dir, 'image.jpg'));
+        fs.writeFileSync(path.join(dir, '.ts'), new Date().toISOString());
+        const fn = await start(dir, {}, 5000).catch((error: Error) => assert.fail(`${what}: the function did not start: ${error.message}`));
+        await assertGoodPage(fn);
+        assert.match(String(ignoredLines(fn)[0]?.reason), /not a regular file/, `${what}: the log says what it is:\n${fn.output()}`);
+      }),
+    );
+  });
+
+  test('a sparse 700 MB image.jpg is refused unread: the peak memory stays far below its size', async () => {
+    const dir = folder();
+    const file = path.join(dir, 'image.jpg');
+    fs.writeFileSync(file, good);
+    fs.truncateSync(file, 700 * 1024 * 1024);
+    fs.writeFileSync(path.join(dir, '.ts'), new Date().toISOString());
+    const fn = await start(dir);
+    await assertGoodPage(fn);
+    const peakKb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${fn.child.pid}/status`, 'utf8'))?.[1]);
+    assert.ok(peakKb < 300 * 1024, `peak RSS ${Math.round(peakKb / 1024)} MB`);
+    assert.match(String(ignoredLines(fn)[0]?.reason), /over the cap/);
   });
 
   test('a cold start trusts only bytes a decode has vouched for: an image with no verdict is decoded with sharp first, and its verdict spares the next start', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,12 @@ import { parseStamp, Volume } from '../../functions/todo-app/volume.ts';
 import { makeJpeg } from '../support/source.ts';
 
 const log = pino({ level: 'silent' });
+const MAX = 10 * 1024 * 1024;
 
+function spawnSyncOk(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  assert.equal(result.status, 0, `${command} ${args.join(' ')}: ${result.stderr}`);
+}
 
 describe('the volume', () => {
   let dir: string;
@@ -28,7 +33,7 @@ describe('the volume', () => {
     assert.equal(fs.readFileSync(path.join(dir, '.ts'), 'utf8'), '2026-11-25T12:34:56.789Z');
     assert.deepEqual(fs.readdirSync(dir).sort(), ['.image.jpg.verified', '.ts', 'image.jpg']);
     assert.deepEqual(await volume.readVerdict('image.jpg'), { said: 'decoded' }, 'the verdict of its decode lies beside it');
-    const stored = await volume.readImage();
+    const stored = await volume.readImage(MAX);
     assert.ok(stored?.bytes.equals(bytes));
     assert.equal(stored?.fetchedAt, at);
   });
@@ -42,9 +47,32 @@ describe('the volume', () => {
     assert.equal(await volume.readStamp(), mtime);
   });
 
+  it('reads only regular files: a FIFO, a folder, /dev/zero and a sparse giant are refused at once, unread', async () => {
+    const image = path.join(dir, 'image.jpg');
+    fs.writeFileSync(path.join(dir, '.ts'), new Date().toISOString());
+    const refusals: Array<[string, () => void, RegExp]> = [
+      ['a FIFO with no writer', () => spawnSyncOk('mkfifo', [image]), /is a FIFO/],
+      ['a folder', () => fs.mkdirSync(image), /is a folder/],
+      ['a link to /dev/zero', () => fs.symlinkSync('/dev/zero', image), /is a character device/],
+      ['a sparse file over the cap', () => fs.truncateSync((fs.writeFileSync(image, ''), image), MAX + 1), /over the cap/],
+    ];
+    for (const [what, make, reason] of refusals) {
+      fs.rmSync(image, { recursive: true, force: true });
+      make();
+      const started = performance.now();
+      await assert.rejects(volume.readImage(MAX), reason, what);
+      assert.ok(performance.now() - started < 1000, `${what}: refused at once`);
+    }
+    fs.rmSync(image, { recursive: true, force: true });
+    fs.rmSync(path.join(dir, '.ts'));
+    spawnSyncOk('mkfifo', [path.join(dir, '.ts')]);
+    fs.writeFileSync(image, 'x');
+    assert.equal(typeof (await volume.readStamp()), 'number', 'a FIFO as .ts is no time, and no hang');
+  });
+
   it('has nothing when the folder is empty', async () => {
     assert.equal(await volume.readStamp(), undefined);
-    assert.equal(await volume.readImage(), undefined);
+    assert.equal(await volume.readImage(MAX), undefined);
     assert.equal(await volume.readVerdict('image.jpg'), undefined);
   });
 
@@ -84,7 +112,7 @@ describe('the volume', () => {
     await volume.writeVariant(old, Buffer.from('old'), { of: 'old' });
     await volume.writeVariant(fresh, Buffer.from('new'), { of: 'new' });
     assert.deepEqual(fs.readdirSync(dir).sort(), [`.${fresh}.verified`, fresh]);
-    assert.equal((await volume.readVariant(fresh))?.toString(), 'new');
+    assert.equal((await volume.readVariant(fresh, MAX))?.toString(), 'new');
     assert.deepEqual(await volume.readVerdict(fresh), { of: 'new' });
   });
 
