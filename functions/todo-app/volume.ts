@@ -13,6 +13,16 @@ export interface Stored {
   fetchedAt: number;
 }
 
+/** A saved time before this is no time: no image of ours or of the seed app's is older. */
+export const EARLIEST_STAMP = Date.UTC(2000, 0, 1);
+/**
+ * How far in the future a saved time may lie and still count: the clock of the
+ * replica that wrote it may run ahead of ours. NTP keeps nodes well within a
+ * second; 5 minutes (Kerberos' tolerance) excuses a badly kept node and costs
+ * at most 5 minutes more of one picture. A later time is a typo or a broken
+ * clock, and believing it would keep one picture until that date.
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
 /** `.ts` is one short line; anything longer is not ours. */
 const STAMP_MAX_BYTES = 1024;
 /** A saved verdict is a few fields of JSON. */
@@ -54,15 +64,18 @@ export class Volume {
   }
 
   /**
-   * The download time of the saved image: `.ts` when it parses, else the image's
-   * mtime (a half-written seed volume), else undefined when there is no image.
+   * The download time of the saved image: `.ts` when it holds a sane time, else
+   * the image's mtime when that is sane, else EARLIEST_STAMP (an image of unknown
+   * age counts as the oldest: served if it decodes, replaced at once).
+   * Undefined when there is no image.jpg.
    */
   async readStamp(): Promise<number | undefined> {
+    const now = Date.now();
     const saved = await readRegular(this.stampPath, STAMP_MAX_BYTES).catch(() => undefined);
-    const parsed = saved === undefined ? NaN : parseStamp(saved.bytes.toString('utf8'));
-    if (!Number.isNaN(parsed)) return parsed;
+    const stamp = saneTime(saved === undefined ? NaN : parseStamp(saved.bytes.toString('utf8')), now);
+    if (stamp !== undefined) return stamp;
     const info = await stat(this.imagePath).catch(() => undefined);
-    return info?.isFile() ? info.mtimeMs : undefined;
+    return info === undefined ? undefined : (saneTime(info.mtimeMs, now) ?? EARLIEST_STAMP);
   }
 
   /** The saved image; throws when image.jpg is not a regular file of at most `maxBytes`. */
@@ -205,9 +218,32 @@ export class Volume {
   }
 }
 
-/** ISO 8601 as we and the seed app write it; a bare number is taken as epoch milliseconds. */
+const ISO_8601 = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?(Z|[+-]\d\d(?::?\d\d)?)?$/i;
+
+/**
+ * A saved time: ISO 8601 as we and the seed app write it, with an offset or
+ * without one read as UTC (never as the local time of whichever node reads it),
+ * or a bare number as epoch milliseconds. NaN for anything else, a date that
+ * does not exist (February 30) included.
+ */
 export function parseStamp(text: string): number {
   const value = text.trim();
-  if (/^\d+$/.test(value)) return Number(value);
-  return value === '' ? NaN : Date.parse(value);
+  if (/^\d{1,16}$/.test(value)) return Number(value);
+  const match = ISO_8601.exec(value);
+  if (match === null) return NaN;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part)));
+  const ms = Number(`0.${match[7] ?? '0'}`) * 1000;
+  const utc = Date.UTC(year!, month! - 1, day!, hour, minute, second, ms);
+  const exact = new Date(utc);
+  if (exact.getUTCMonth() !== month! - 1 || exact.getUTCDate() !== day || exact.getUTCHours() !== hour || exact.getUTCMinutes() !== minute) return NaN;
+  const zone = match[8] ?? 'Z';
+  if (zone.toUpperCase() === 'Z') return utc;
+  const [, sign, zh, zm = '0'] = /^([+-])(\d\d):?(\d\d)?$/.exec(zone)!;
+  if (Number(zh) > 14 || Number(zm) > 59) return NaN;
+  return utc - (sign === '-' ? -1 : 1) * (Number(zh) * 60 + Number(zm)) * 60_000;
+}
+
+/** The time when it lies between EARLIEST_STAMP and a clock skew ahead of `now`; else undefined. */
+export function saneTime(ms: number, now: number): number | undefined {
+  return ms >= EARLIEST_STAMP && ms <= now + CLOCK_SKEW_MS ? ms : undefined;
 }

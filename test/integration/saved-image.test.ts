@@ -15,7 +15,15 @@ import { eventually, repoRoot, startFunction, type FunctionProcess } from '../su
 import { getPage, imageMimeOf, imageOf } from '../support/page.ts';
 import { makeJpeg, startSource, type ImageSource } from '../support/source.ts';
 
+const HOUR_MS = 3600_000;
 const WIDTH = 200;
+
+/** The time the page says the image was fetched. */
+function fetchedTime(html: string): string {
+  const match = /Fetched <time datetime="([^"]+)">/.exec(html);
+  assert.ok(match, `no fetch time on the page: ${html.slice(0, 300)}`);
+  return match[1]!;
+}
 
 /** Runs every job to its end before failing with the first error: no job starts a process after the cleanup. */
 async function allOf(jobs: Array<Promise<void>>): Promise<void> {
@@ -139,6 +147,39 @@ describe('nothing on the volume can stop the function', () => {
     const peakKb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${fn.child.pid}/status`, 'utf8'))?.[1]);
     assert.ok(peakKb < 300 * 1024, `peak RSS ${Math.round(peakKb / 1024)} MB`);
     assert.match(String(ignoredLines(fn)[0]?.reason), /over the cap/);
+  });
+
+  test('a .ts that is no sane time (2099, twenty digits) gives way to the mtime: the page never shows it, and the stale image is replaced', async () => {
+    const stamps = ['2099-01-01T00:00:00.000Z', '99999999999999999999'];
+    await allOf(
+      stamps.map(async (stamp) => {
+        const dir = folder();
+        const file = path.join(dir, 'image.jpg');
+        fs.writeFileSync(file, good);
+        fs.writeFileSync(path.join(dir, '.ts'), stamp);
+        const hourAgo = new Date(Date.now() - HOUR_MS);
+        fs.utimesSync(file, hourAgo, hourAgo);
+        const fn = await start(dir);
+        const first = await getPage(fn.url);
+        assert.equal(first.status, 200, `.ts ${stamp}: the saved image is served:\n${fn.output()}`);
+        assert.ok(imageOf(first.body).equals(good), `.ts ${stamp}: it is the saved image`);
+        assert.equal(fetchedTime(first.body), new Date(fs.statSync(file).mtimeMs).toISOString(), `.ts ${stamp}: the page gives the mtime`);
+        await eventually(async () => !imageOf((await getPage(fn.url)).body).equals(good), 10_000, `.ts ${stamp}: an hour old, it is replaced`);
+        await assertGoodPage(fn);
+      }),
+    );
+  });
+
+  test('a .ts without an offset is read as UTC, whatever time zone the node has', async () => {
+    const dir = folder();
+    fs.writeFileSync(path.join(dir, 'image.jpg'), good);
+    const at = new Date(Math.floor((Date.now() - 120_000) / 1000) * 1000);
+    fs.writeFileSync(path.join(dir, '.ts'), at.toISOString().replace('.000Z', ''));
+    const fn = await start(dir, { TZ: 'America/New_York' });
+    const page = await getPage(fn.url);
+    assert.equal(page.status, 200);
+    assert.equal(fetchedTime(page.body), at.toISOString());
+    assert.ok(imageOf(page.body).equals(good), 'two minutes old: the saved image is fresh and served');
   });
 
   test('a cold start trusts only bytes a decode has vouched for: an image with no verdict is decoded with sharp first, and its verdict spares the next start', async () => {

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
-import { parseStamp, Volume } from '../../functions/todo-app/volume.ts';
+import { CLOCK_SKEW_MS, EARLIEST_STAMP, parseStamp, Volume } from '../../functions/todo-app/volume.ts';
 import { makeJpeg } from '../support/source.ts';
 
 const log = pino({ level: 'silent' });
@@ -45,6 +45,36 @@ describe('the volume', () => {
     fs.writeFileSync(path.join(dir, 'image.jpg'), await makeJpeg(2));
     const mtime = fs.statSync(path.join(dir, 'image.jpg')).mtimeMs;
     assert.equal(await volume.readStamp(), mtime);
+  });
+
+  it('reads ISO 8601 with an offset, without one as UTC whatever the local zone, and epoch ms; nothing else', () => {
+    const at = Date.UTC(2026, 0, 2, 3, 4, 5, 123);
+    for (const text of ['2026-01-02T03:04:05.123Z', '2026-01-02T03:04:05.123', '2026-01-02 03:04:05.123', '2026-01-02T05:04:05.123+02:00', '2026-01-02T05:04:05.123+0200', '2026-01-01T22:04:05.123456-05:00', String(at)]) {
+      assert.equal(parseStamp(text), at, text);
+    }
+    assert.equal(parseStamp('2026-01-02'), Date.UTC(2026, 0, 2));
+    for (const text of ['', 'yesterday', '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-02T24:00:00Z', '2026-01-02T03:04:05+25:00', '99999999999999999999', '-1', '1e12', '2026-01-02T03:04:05Z trailing']) {
+      assert.ok(Number.isNaN(parseStamp(text)), `${JSON.stringify(text)} is no time`);
+    }
+  });
+
+  it('a .ts out of range (future past the clock skew, before 2000, beyond Date) gives way to the mtime; a future mtime to the earliest time', async () => {
+    const image = path.join(dir, 'image.jpg');
+    fs.writeFileSync(image, await makeJpeg(2));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    fs.utimesSync(image, hourAgo, hourAgo);
+    const stamp = (text: string): Promise<number | undefined> => {
+      fs.writeFileSync(path.join(dir, '.ts'), text);
+      return volume.readStamp();
+    };
+    for (const text of ['2099-01-01T00:00:00Z', new Date(Date.now() + CLOCK_SKEW_MS + 60_000).toISOString(), '1999-12-31T23:59:59Z', '0', '8640000000000001', '99999999999999']) {
+      assert.equal(await stamp(text), fs.statSync(image).mtimeMs, `.ts ${text}: the image's mtime`);
+    }
+    const skewed = Date.now() + CLOCK_SKEW_MS - 60_000;
+    assert.equal(await stamp(new Date(skewed).toISOString()), skewed, 'a time within the clock skew counts');
+    const future = new Date(Date.now() + 365 * 24 * 3600_000);
+    fs.utimesSync(image, future, future);
+    assert.equal(await stamp('garbage'), EARLIEST_STAMP, 'no sane time at all: the image counts as the oldest');
   });
 
   it('reads only regular files: a FIFO, a folder, /dev/zero and a sparse giant are refused at once, unread', async () => {
