@@ -1,9 +1,9 @@
-// A path on a volume can name anything: a FIFO whose open blocks
+// A path on a volume or a log disk can name anything: a FIFO whose open blocks
 // until a writer comes, /dev/zero that never ends, a folder, a sparse file of
 // terabytes. Files are opened without blocking (O_NONBLOCK), judged by what was
 // opened (fstat of the descriptor: a swap of the path in between cannot fool
 // the check), and refused unless they are regular files within their cap.
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 export class NotRegularFileError extends Error {
@@ -59,4 +59,23 @@ export async function readRegular(file: string, maxBytes: number): Promise<Regul
   } finally {
     await handle.close();
   }
+}
+
+/** A descriptor to append to, created when missing; a FIFO with no reader is refused, not waited for. */
+export function openRegularForAppend(file: string): number {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o644);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENXIO: a FIFO or socket nobody reads; EISDIR: a folder. stat() names which without opening it.
+    if (code === 'ENXIO' || code === 'EISDIR') throw new NotRegularFileError(file, kindOf(statSync(file)));
+    throw error;
+  }
+  const info = fstatSync(fd);
+  if (!info.isFile()) {
+    closeSync(fd);
+    throw new NotRegularFileError(file, kindOf(info));
+  }
+  return fd;
 }
