@@ -23,9 +23,8 @@ const MIME: Record<string, string> = {
   png: 'image/png',
   webp: 'image/webp',
   gif: 'image/gif',
-  avif: 'image/avif',
 };
-const SERVED = new Set(Object.values(MIME));
+const SERVED = new Set([...Object.values(MIME), 'image/avif']);
 
 /** A picture that passed the decode; `sha256` names its bytes. */
 export interface Picture {
@@ -51,7 +50,9 @@ export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** sharp names AVIF "heif" and tells it from HEIC, which no browser shows, by its compression. */
 function mimeOf(meta: Metadata): string | undefined {
+  if (meta.format === 'heif') return meta.compression === 'av1' ? 'image/avif' : undefined;
   return meta.format === undefined ? undefined : MIME[meta.format];
 }
 

@@ -191,6 +191,26 @@ describe('the todo-app function', () => {
     assert.equal(fs.statSync(variantFile).mtimeMs, mtime, 'the restart read the copy, it did not resize again');
   });
 
+  it('an AVIF from the source is served as image/avif, kept as is, and resized to a JPEG with IMAGE_WIDTH', async () => {
+    const avif = await startSource({ width: 320, height: 240, format: 'avif', pictures: 1 });
+    try {
+      const fn = await start({ IMAGE_URL: avif.url });
+      const page = await getPage(`${fn.url}/`);
+      assert.equal(page.status, 200, fn.output());
+      assert.equal(imageMimeOf(page.body), 'image/avif');
+      assert.ok(imageOf(page.body).equals(avif.served[0]!), 'the page carries the AVIF as downloaded');
+      assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(avif.served[0]!), 'and the volume keeps it');
+      await fn.kill();
+      const resized = await start({ IMAGE_URL: avif.url, IMAGE_WIDTH: '200' });
+      const small = await getPage(`${resized.url}/`);
+      assert.equal(imageMimeOf(small.body), 'image/jpeg');
+      assert.equal((await sharp(imageOf(small.body)).metadata()).width, 200);
+      assert.equal(avif.downloads, 1, 'the restart used the saved AVIF');
+    } finally {
+      await avif.close();
+    }
+  });
+
   it('logs start-up, a missing and a stale image, the download and a failure, on stdout and in LOG_FILE', async () => {
     const logFile = path.join(dir, 'logs', 'todo-app.log');
     const fn = await start({ IMAGE_TTL_SECONDS: '1', LOG_FILE: logFile, FETCH_TIMEOUT_MS: '1000' });

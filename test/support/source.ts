@@ -27,6 +27,8 @@ export interface SourceOptions {
   pictures?: number;
   /** Random noise makes the JPEG as large as a real photo. */
   noise?: boolean;
+  /** AVIF instead of JPEG, labelled image/avif. */
+  format?: 'jpeg' | 'avif';
 }
 
 export interface ImageSource {
@@ -59,8 +61,10 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
   const count = options.pictures ?? 4;
   const pictures: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    pictures.push(await makeJpeg(i + 1, options.width, options.height, options.noise));
+    const jpeg = await makeJpeg(i + 1, options.width, options.height, options.noise);
+    pictures.push(options.format === 'avif' ? await sharp(jpeg).avif().toBuffer() : jpeg);
   }
+  const type = options.format === 'avif' ? 'image/avif' : 'image/jpeg';
   const sockets = new Set<net.Socket>();
   const state: ImageSource = {
     url: '',
@@ -102,12 +106,12 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
         case 'hang':
           return;
         case 'drop':
-          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length });
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length });
           res.write(picture.subarray(0, picture.length >> 1), () => res.destroy());
           return;
         case 'corrupt': {
           const broken = cutWithEndMarker(picture);
-          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': broken.length }).end(broken);
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': broken.length }).end(broken);
           return;
         }
         case 'not-image':
@@ -135,7 +139,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
           return;
         }
         case 'trickle': {
-          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length, 'Picsum-ID': String(n) });
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length, 'Picsum-ID': String(n) });
           let at = 0;
           const timer = setInterval(() => {
             const step = Math.max(1, picture.length >> 6);
@@ -153,7 +157,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
         default:
           state.served.push(picture);
           res
-            .writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length, 'Picsum-ID': String((n - 1) % count + 1) })
+            .writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length, 'Picsum-ID': String((n - 1) % count + 1) })
             .end(picture);
       }
     };

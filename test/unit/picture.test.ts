@@ -34,6 +34,15 @@ describe('pictures', async () => {
     await assert.rejects(inspect(jpeg, jpeg.length - 1), /over MAX_IMAGE_BYTES/);
   });
 
+  it('takes PNG, WebP, GIF and AVIF (which sharp calls heif) with their own media types', async () => {
+    const as = async (format: 'png' | 'webp' | 'gif' | 'avif'): Promise<string> => (await inspect(await sharp(jpeg).toFormat(format).toBuffer(), MAX)).mime;
+    assert.equal(await as('png'), 'image/png');
+    assert.equal(await as('webp'), 'image/webp');
+    assert.equal(await as('gif'), 'image/gif');
+    assert.equal(await as('avif'), 'image/avif');
+    assert.equal((await sharp(await resize(await sharp(jpeg).avif().toBuffer(), 320)).metadata()).width, 320, 'an AVIF resizes');
+  });
+
   it('resizes to the width asked and never enlarges', async () => {
     assert.equal((await sharp(await resize(jpeg, 320)).metadata()).width, 320);
     assert.equal((await sharp(await resize(jpeg, 2000)).metadata()).width, 640);
