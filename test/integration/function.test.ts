@@ -152,6 +152,14 @@ describe('the todo-app function', () => {
   it('with ENABLE_SHUTDOWN=true, /_shutdown ends the process with exit code 1 and the image survives it', async () => {
     const fn = await start({ ENABLE_SHUTDOWN: 'true' });
     const page = await getPage(`${fn.url}/`);
+    // A probe's HEAD, or any other method, must not kill it: 405 names the one method that does.
+    for (const method of ['HEAD', 'POST', 'OPTIONS']) {
+      const other = await fetch(`${fn.url}/_shutdown`, { method });
+      assert.equal(other.status, 405, method);
+      assert.equal(other.headers.get('allow'), 'GET', method);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fn.child.exitCode, null, 'alive after HEAD, POST and OPTIONS');
     const answer = await fetch(`${fn.url}/_shutdown`);
     assert.equal(answer.status, 200);
     assert.deepEqual(await fn.exited, { code: 1, signal: null });
