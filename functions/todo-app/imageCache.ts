@@ -114,6 +114,7 @@ export class ImageCache {
   private async download(): Promise<void> {
     const { config, volume, log } = this;
     try {
+      await volume.prepare(); // the folder may have been deleted since the start
       await volume.withLock(
         async () => {
           if (await this.load()) return; // a replica finished while we waited for the lock

@@ -115,6 +115,27 @@ describe('the volume misbehaves', () => {
     assert.deepEqual(temps(dir), []);
   });
 
+  test('IMAGE_DIR deleted while the function runs: made again at the next refresh, and the new image saved there', async (t: TestContext) => {
+    t.after(cleanUp);
+    const dir = path.join(tempDir(), 'claim', 'images');
+    const fn = await start({ IMAGE_DIR: dir, IMAGE_TTL_SECONDS: '1' });
+    assert.equal((await page(fn)).status, 200);
+    fs.rmSync(path.dirname(dir), { recursive: true });
+    await new Promise((r) => setTimeout(r, 1100));
+    const downloads = source.downloads;
+    const saved = await eventually(
+      async () => {
+        assert.equal((await page(fn)).status, 200, 'the image in memory is served meanwhile');
+        const file = path.join(dir, 'image.jpg');
+        return source.downloads > downloads && fs.existsSync(file) && fs.readFileSync(file);
+      },
+      10_000,
+      'the folder is back, with the new image in it',
+    );
+    assert.ok(source.served.some((picture) => picture.equals(saved)), 'it holds a downloaded picture, whole');
+    assert.ok(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) > Date.now() - 60_000, 'and its time');
+  });
+
   test('the log disk fills up (LOG_FILE on a small tmpfs): said once on stderr, stdout and the function go on, the file catches up once there is room', async (t: TestContext) => {
     t.after(cleanUp);
     const logs = path.join(tempDir(), 'logs');
