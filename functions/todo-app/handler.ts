@@ -93,6 +93,11 @@ export function handle(event: FunctionEvent, context: FunctionContext): void | P
     return cache.current().then((current) => send(event, context, current));
   }
   if (event.path === '/_shutdown' && config.enableShutdown) {
+    // Only the course's GET: a HEAD from a probe or a link checker must never end the process.
+    if (event.method !== 'GET') {
+      context.status(405).headers({ ...TEXT, Allow: 'GET' }).succeed('Method Not Allowed\n');
+      return;
+    }
     // The course's crash test: die as a crash would, lock and all, with exit code 1.
     log.warn('GET /_shutdown: exiting with code 1 (ENABLE_SHUTDOWN=true)');
     context.status(200).headers(TEXT).succeed('Shutting down\n');

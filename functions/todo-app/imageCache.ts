@@ -3,12 +3,12 @@
 // runs (stale-while-revalidate, RFC 5861): one per process through a shared
 // promise, one per volume through the lock, re-checked under the lock because
 // another replica may have finished while we waited.
-import { createHash } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { renderPage, type Page } from './page.js';
-import { inspect, resize, sniffMime } from './picture.js';
+import { inspect, verdictOf, type Picture } from './picture.js';
 import { download } from './source.js';
+import { VerifiedPictures } from './verifiedPictures.js';
 import { LOCK_STALE_MS, type Volume } from './volume.js';
 
 const BACKOFF_FIRST_MS = 1_000;
@@ -24,13 +24,18 @@ export class ImageCache {
   private checkedAt = -Infinity;
   private failures = 0;
   private retryAt = 0;
+  /** Why the saved image was last ignored: said once, not on every look at the disk. */
+  private ignored: string | undefined;
   private readonly stop = new AbortController();
+  private readonly pictures: VerifiedPictures;
 
   constructor(
     private readonly config: Config,
     private readonly volume: Volume,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.pictures = new VerifiedPictures(volume, config.maxImageBytes, log);
+  }
 
   /** The page while it is fresh: the hot path, no I/O and no promise. */
   fresh(): Page | undefined {
@@ -58,15 +63,25 @@ export class ImageCache {
     return Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
   }
 
-  /** Adopts what the volume holds when it is newer than memory: a restart, or another replica's refresh. */
+  /**
+   * Adopts what the volume holds when it is newer than memory: a restart, or
+   * another replica's refresh. Whatever the volume holds, the answer is at worst
+   * "no usable saved image", and a download follows.
+   */
   async load(): Promise<boolean> {
-    const stamp = await this.volume.readStamp();
-    if (stamp === undefined || stamp <= this.fetchedAt) return this.fresh() !== undefined;
-    const stored = await this.volume.readImage();
-    const mime = stored && sniffMime(stored.bytes);
-    if (!stored || !mime) return false;
-    await this.install(stored.bytes, mime, stored.fetchedAt);
-    return this.fresh() !== undefined;
+    try {
+      const stamp = await this.volume.readStamp();
+      if (stamp === undefined || stamp <= this.fetchedAt) return this.fresh() !== undefined;
+      const stored = await this.volume.readImage(this.config.maxImageBytes);
+      if (stored === undefined) return false;
+      await this.install(stored.bytes, await this.pictures.read('image.jpg', stored.bytes), stored.fetchedAt);
+      return this.fresh() !== undefined;
+    } catch (error) {
+      const { code, message } = error as { code?: string; message: string };
+      if (message !== this.ignored) this.log.warn({ code, reason: message }, 'saved image ignored; a download will replace it');
+      this.ignored = message;
+      return false;
+    }
   }
 
   refresh(): Promise<void> {
@@ -96,27 +111,28 @@ export class ImageCache {
   private checkDisk(): Promise<void> {
     if (this.fresh() || Date.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
     this.checkedAt = Date.now();
-    this.checking ??= this.load()
-      .then(() => undefined, (error: Error) => this.log.warn({ reason: error.message }, 'cannot read the saved image'))
-      .finally(() => (this.checking = undefined));
+    this.checking ??= this.load().then(() => (this.checking = undefined));
     return this.checking;
   }
 
   private async download(): Promise<void> {
     const { config, volume, log } = this;
     try {
+      await volume.prepare(); // the folder may have been deleted since the start
       await volume.withLock(
         async () => {
           if (await this.load()) return; // a replica finished while we waited for the lock
           await volume.removeOrphans();
           log.info({ url: config.imageUrl.href }, 'download start');
           const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
-          const { mime, width, height } = await inspect(got.bytes);
+          const picture = await inspect(got.bytes, config.maxImageBytes);
           const fetchedAt = Date.now();
-          await volume.writeImage(got.bytes, fetchedAt).catch((error: NodeJS.ErrnoException) =>
+          // The page first: bytes it cannot be built from are never saved over a good image.
+          await this.install(got.bytes, picture, fetchedAt);
+          await volume.writeImage(got.bytes, fetchedAt, verdictOf(picture)).catch((error: NodeJS.ErrnoException) =>
             log.error({ code: error.code, reason: error.message }, 'cannot save the image on the volume; serving it from memory'),
           );
-          await this.install(got.bytes, mime, fetchedAt);
+          const { width, height } = picture;
           log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: got.finalUrl }, 'download done');
         },
         () => this.load(),
@@ -134,18 +150,10 @@ export class ImageCache {
   }
 
   /** Builds the page once per image; with IMAGE_WIDTH the resized copy is made once and kept on the volume. */
-  private async install(original: Buffer, mime: string, fetchedAt: number): Promise<void> {
-    let image = original;
-    if (this.config.imageWidth !== undefined) {
-      const key = `${this.config.imageWidth}w-${createHash('sha256').update(original).digest('hex').slice(0, 16)}`;
-      const saved = await this.volume.readVariant(key);
-      image = saved ?? (await resize(original, this.config.imageWidth));
-      mime = 'image/jpeg';
-      if (saved === undefined) {
-        await this.volume.writeVariant(key, image).catch((error: Error) => this.log.warn({ reason: error.message }, 'cannot save the resized image'));
-      }
-    }
-    this.page = renderPage({ image, mime, fetchedAt, nextDueAt: fetchedAt + this.config.ttlMs });
+  private async install(original: Buffer, picture: Picture, fetchedAt: number): Promise<void> {
+    const width = this.config.imageWidth;
+    const image = width === undefined ? original : await this.pictures.resized(original, picture, width);
+    this.page = renderPage({ image, mime: width === undefined ? picture.mime : 'image/jpeg', fetchedAt, nextDueAt: fetchedAt + this.config.ttlMs });
     this.fetchedAt = fetchedAt;
   }
 }

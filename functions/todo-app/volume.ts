@@ -1,22 +1,40 @@
 // The folder on the volume, in the seed app's own layout: `image.jpg` holds the
 // original bytes, `.ts` the download time as ISO 8601. Writes are temp file,
 // fsync, rename, so a reader in any replica sees a whole image or the old one.
+// Reads trust nothing: whatever the folder holds, at worst it is ignored.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from './log.js';
+import { readRegular } from './regularFile.js';
 
 export interface Stored {
   bytes: Buffer;
   fetchedAt: number;
 }
 
+/** A saved time before this is no time: no image of ours or of the seed app's is older. */
+export const EARLIEST_STAMP = Date.UTC(2000, 0, 1);
+/**
+ * How far in the future a saved time may lie and still count: the clock of the
+ * replica that wrote it may run ahead of ours. NTP keeps nodes well within a
+ * second; 5 minutes (Kerberos' tolerance) excuses a badly kept node and costs
+ * at most 5 minutes more of one picture. A later time is a typo or a broken
+ * clock, and believing it would keep one picture until that date.
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+/** `.ts` is one short line; anything longer is not ours. */
+const STAMP_MAX_BYTES = 1024;
+/** A saved verdict is a few fields of JSON. */
+const VERDICT_MAX_BYTES = 4096;
 /** A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule). */
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
 const TEMP = /^\..+\.tmp$/;
-/** Variants are written outside the lock; a younger temp of one may still be in use. */
-const VARIANT_TEMP_GRACE_MS = 60_000;
+/** Temps of image.jpg and .ts: only the lock holder writes those two. */
+const LOCKED_TEMP = /^\.\.?(image\.jpg|ts)\.\d+\.[0-9a-f]+\.tmp$/;
+/** Variants and verdicts are written outside the lock; a younger temp of one may still be in use. */
+const UNLOCKED_TEMP_GRACE_MS = 60_000;
 
 export class LockTimeoutError extends Error {
   readonly code = 'LOCK_TIMEOUT';
@@ -46,47 +64,70 @@ export class Volume {
   }
 
   /**
-   * The download time of the saved image: `.ts` when it parses, else the image's
-   * mtime (a half-written seed volume), else undefined when there is no image.
+   * The download time of the saved image: `.ts` when it holds a sane time, else
+   * the image's mtime when that is sane, else EARLIEST_STAMP (an image of unknown
+   * age counts as the oldest: served if it decodes, replaced at once).
+   * Undefined when there is no image.jpg.
    */
   async readStamp(): Promise<number | undefined> {
-    const text = await readFile(this.stampPath, 'utf8').catch(() => undefined);
-    const parsed = text === undefined ? NaN : parseStamp(text);
-    if (!Number.isNaN(parsed)) return parsed;
+    const now = Date.now();
+    const saved = await readRegular(this.stampPath, STAMP_MAX_BYTES).catch(() => undefined);
+    const stamp = saneTime(saved === undefined ? NaN : parseStamp(saved.bytes.toString('utf8')), now);
+    if (stamp !== undefined) return stamp;
     const info = await stat(this.imagePath).catch(() => undefined);
-    return info?.isFile() ? info.mtimeMs : undefined;
+    return info === undefined ? undefined : (saneTime(info.mtimeMs, now) ?? EARLIEST_STAMP);
   }
 
-  async readImage(): Promise<Stored | undefined> {
+  /** The saved image; throws when image.jpg is not a regular file of at most `maxBytes`. */
+  async readImage(maxBytes: number): Promise<Stored | undefined> {
     const fetchedAt = await this.readStamp();
     if (fetchedAt === undefined) return undefined;
-    const bytes = await readFile(this.imagePath).catch(() => undefined);
-    return bytes === undefined || bytes.length === 0 ? undefined : { bytes, fetchedAt };
+    const saved = await readRegular(this.imagePath, maxBytes);
+    return saved === undefined ? undefined : { bytes: saved.bytes, fetchedAt };
   }
 
-  /** The image first, then its time: a crash between the two costs one extra download, never a wrong age. */
-  async writeImage(bytes: Buffer, fetchedAt: number): Promise<void> {
+  /**
+   * The image first, then the verdict of its decode, then its time: a crash in
+   * between costs one extra decode or download, never a wrong age or a trusted
+   * picture that was not decoded (a verdict names the bytes it speaks of).
+   */
+  async writeImage(bytes: Buffer, fetchedAt: number, verdict: object): Promise<void> {
     await this.writeAtomic(this.imagePath, bytes);
+    await this.writeVerdict(path.basename(this.imagePath), verdict);
     await this.writeAtomic(this.stampPath, new Date(fetchedAt).toISOString());
     await this.syncDir();
   }
 
-  variantPath(key: string): string {
-    return path.join(this.dir, `variant-${key}.jpg`);
+  /** What the decode said of the picture saved as `name` (image.jpg or a variant), as saved; undefined when unreadable. */
+  async readVerdict(name: string): Promise<unknown> {
+    const saved = await readRegular(this.verdictPath(name), VERDICT_MAX_BYTES).catch(() => undefined);
+    try {
+      return saved === undefined ? undefined : JSON.parse(saved.bytes.toString('utf8'));
+    } catch {
+      return undefined;
+    }
   }
 
-  async readVariant(key: string): Promise<Buffer | undefined> {
-    return readFile(this.variantPath(key)).catch(() => undefined);
+  async writeVerdict(name: string, verdict: object): Promise<void> {
+    await this.writeAtomic(this.verdictPath(name), JSON.stringify(verdict));
   }
 
-  /** Saves the resized copy and drops the copies of earlier images. */
-  async writeVariant(key: string, bytes: Buffer): Promise<void> {
-    await this.writeAtomic(this.variantPath(key), bytes);
-    const keep = path.basename(this.variantPath(key));
-    for (const name of await readdir(this.dir)) {
-      if (name.startsWith('variant-') && name.endsWith('.jpg') && name !== keep) {
-        await unlink(path.join(this.dir, name)).catch(() => undefined);
-      }
+  /** The file name of the page's copy of an image, resized to `width`. */
+  variantName(width: number, imageSha256: string): string {
+    return `variant-${width}w-${imageSha256.slice(0, 16)}.jpg`;
+  }
+
+  async readVariant(name: string, maxBytes: number): Promise<Buffer | undefined> {
+    return (await readRegular(path.join(this.dir, name), maxBytes))?.bytes;
+  }
+
+  /** Saves the resized copy with its verdict and drops the copies of earlier images. */
+  async writeVariant(name: string, bytes: Buffer, verdict: object): Promise<void> {
+    await this.writeAtomic(path.join(this.dir, name), bytes);
+    await this.writeVerdict(name, verdict);
+    for (const other of await readdir(this.dir)) {
+      const variant = /^\.?(variant-.+\.jpg)(\.verified)?$/.exec(other)?.[1];
+      if (variant !== undefined && variant !== name) await unlink(path.join(this.dir, other)).catch(() => undefined);
     }
   }
 
@@ -99,9 +140,9 @@ export class Volume {
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (!TEMP.test(name)) continue;
       const file = path.join(this.dir, name);
-      if (name.startsWith('.variant-')) {
+      if (!LOCKED_TEMP.test(name)) {
         const info = await stat(file).catch(() => undefined);
-        if (info === undefined || Date.now() - info.mtimeMs < VARIANT_TEMP_GRACE_MS) continue;
+        if (info === undefined || Date.now() - info.mtimeMs < UNLOCKED_TEMP_GRACE_MS) continue;
       }
       await unlink(file).then(() => removed++, () => undefined);
     }
@@ -148,6 +189,10 @@ export class Volume {
     }
   }
 
+  private verdictPath(name: string): string {
+    return path.join(this.dir, `.${name}.verified`);
+  }
+
   private async writeAtomic(target: string, data: Buffer | string): Promise<void> {
     const temp = path.join(this.dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     try {
@@ -173,9 +218,32 @@ export class Volume {
   }
 }
 
-/** ISO 8601 as we and the seed app write it; a bare number is taken as epoch milliseconds. */
+const ISO_8601 = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?(Z|[+-]\d\d(?::?\d\d)?)?$/i;
+
+/**
+ * A saved time: ISO 8601 as we and the seed app write it, with an offset or
+ * without one read as UTC (never as the local time of whichever node reads it),
+ * or a bare number as epoch milliseconds. NaN for anything else, a date that
+ * does not exist (February 30) included.
+ */
 export function parseStamp(text: string): number {
   const value = text.trim();
-  if (/^\d+$/.test(value)) return Number(value);
-  return value === '' ? NaN : Date.parse(value);
+  if (/^\d{1,16}$/.test(value)) return Number(value);
+  const match = ISO_8601.exec(value);
+  if (match === null) return NaN;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part)));
+  const ms = Number(`0.${match[7] ?? '0'}`) * 1000;
+  const utc = Date.UTC(year!, month! - 1, day!, hour, minute, second, ms);
+  const exact = new Date(utc);
+  if (exact.getUTCMonth() !== month! - 1 || exact.getUTCDate() !== day || exact.getUTCHours() !== hour || exact.getUTCMinutes() !== minute) return NaN;
+  const zone = match[8] ?? 'Z';
+  if (zone.toUpperCase() === 'Z') return utc;
+  const [, sign, zh, zm = '0'] = /^([+-])(\d\d):?(\d\d)?$/.exec(zone)!;
+  if (Number(zh) > 14 || Number(zm) > 59) return NaN;
+  return utc - (sign === '-' ? -1 : 1) * (Number(zh) * 60 + Number(zm)) * 60_000;
+}
+
+/** The time when it lies between EARLIEST_STAMP and a clock skew ahead of `now`; else undefined. */
+export function saneTime(ms: number, now: number): number | undefined {
+  return ms >= EARLIEST_STAMP && ms <= now + CLOCK_SKEW_MS ? ms : undefined;
 }

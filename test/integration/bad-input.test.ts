@@ -3,7 +3,7 @@
 // the pod, gets a 4xx or the page: never a file by its path, never a crash.
 // Requests go over raw sockets (node:net) where fetch would clean the path up.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -163,16 +163,32 @@ describe('bad settings stop the start with one line that names the setting', () 
     }
   });
 
-  test('LOG_FILE in a place that cannot be written (a folder, below a regular file): exit code not 0, one line naming LOG_FILE', async () => {
-    const places = [dir, path.join(dir, 'a-file', 'todo-app.log')];
-    for (const place of places) {
-      const exit = await startExpectingExit({ IMAGE_URL: source.url, IMAGE_DIR: path.join(dir, 'images'), LOG_FILE: place });
-      const lines = exit.output.trimEnd().split('\n');
-      assert.equal(exit.signal, null, `LOG_FILE=${place}: the process stops by itself`);
-      assert.notEqual(exit.code, 0, `LOG_FILE=${place}: exit code not 0`);
-      assert.equal(lines.length, 1, `LOG_FILE=${place}: exactly one line, got:\n${exit.output}`);
-      assert.match(lines[0]!, /^LOG_FILE: cannot be opened for append \(E[A-Z]+\), got "/);
-      assert.ok(exit.ms < 5000, `LOG_FILE=${place}: stopped in ${Math.round(exit.ms)} ms`);
+  test('LOG_FILE that is no regular file, or cannot be one: exit code not 0, at once, one line naming LOG_FILE and saying why', async () => {
+    const fifo = path.join(dir, 'log-fifo');
+    const readFifo = path.join(dir, 'log-fifo-read');
+    for (const file of [fifo, readFifo]) assert.equal(spawnSync('mkfifo', [file]).status, 0, `mkfifo ${file}`);
+    // A reader on the second FIFO: the function's open would succeed, and a full pipe would then block every log line.
+    const reader = fs.openSync(readFifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const places: Array<[string, RegExp]> = [
+      [dir, /^LOG_FILE: must be a regular file, not a folder, got "/],
+      [path.join(dir, 'a-file', 'todo-app.log'), /^LOG_FILE: a part of its folder path is a file, not a folder \((ENOTDIR|EEXIST)\), got "/],
+      [path.join(dir, 'a-file', 'deeper', 'todo-app.log'), /^LOG_FILE: a part of its folder path is a file, not a folder \((ENOTDIR|EEXIST)\), got "/],
+      [fifo, /^LOG_FILE: must be a regular file, not a FIFO, got "/],
+      [readFifo, /^LOG_FILE: must be a regular file, not a FIFO, got "/],
+      ['/dev/null', /^LOG_FILE: must be a regular file, not a character device, got "/],
+    ];
+    try {
+      for (const [place, line] of places) {
+        const exit = await startExpectingExit({ IMAGE_URL: source.url, IMAGE_DIR: path.join(dir, 'images'), LOG_FILE: place });
+        const lines = exit.output.trimEnd().split('\n');
+        assert.equal(exit.signal, null, `LOG_FILE=${place}: the process stops by itself`);
+        assert.notEqual(exit.code, 0, `LOG_FILE=${place}: exit code not 0`);
+        assert.equal(lines.length, 1, `LOG_FILE=${place}: exactly one line, got:\n${exit.output}`);
+        assert.match(lines[0]!, line);
+        assert.ok(exit.ms < 5000, `LOG_FILE=${place}: stopped in ${Math.round(exit.ms)} ms`);
+      }
+    } finally {
+      fs.closeSync(reader);
     }
     assert.equal(fs.readFileSync(path.join(dir, 'a-file'), 'utf8'), 'not a folder', 'the file in the way is untouched');
   });

@@ -252,6 +252,26 @@ describe('a real browser (chromium via playwright-core)', { timeout: 120_000 }, 
     }
   });
 
+  test('an AVIF from the source: chromium decodes the inline image/avif at its full size', async () => {
+    const avif = await startSource({ width: 600, height: 400, format: 'avif', pictures: 1 });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'todo-browser-avif-'));
+    dirs.push(dir);
+    const fnAvif = await startFunction({ IMAGE_URL: avif.url, IMAGE_DIR: dir, LOG_LEVEL: 'info' });
+    try {
+      const pageUrl = `${fnAvif.url}/`;
+      const v = await visit(pageUrl, VIEWPORTS.desktop, 'avif');
+      assert.equal(v.status, 200);
+      assert.ok(v.image, 'the page has its img');
+      assert.equal(v.image.srcScheme, 'data:image/avif;base64');
+      assert.equal(v.image.complete, true);
+      assert.deepEqual([v.image.naturalWidth, v.image.naturalHeight], [600, 400], 'the browser decoded the AVIF');
+      assertClean(v, pageUrl);
+    } finally {
+      await fnAvif.kill('SIGTERM');
+      await avif.close();
+    }
+  });
+
   test('no image and a failing source: the 503 page renders cleanly', async () => {
     const failing = await startSource({ width: 64, height: 64, pictures: 1 });
     failing.mode = 'error';

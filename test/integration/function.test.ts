@@ -156,6 +156,14 @@ describe('the todo-app function', () => {
   it('with ENABLE_SHUTDOWN=true, /_shutdown ends the process with exit code 1 and the image survives it', async () => {
     const fn = await start({ ENABLE_SHUTDOWN: 'true' });
     const page = await getPage(`${fn.url}/`);
+    // A probe's HEAD, or any other method, must not kill it: 405 names the one method that does.
+    for (const method of ['HEAD', 'POST', 'OPTIONS']) {
+      const other = await fetch(`${fn.url}/_shutdown`, { method });
+      assert.equal(other.status, 405, method);
+      assert.equal(other.headers.get('allow'), 'GET', method);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fn.child.exitCode, null, 'alive after HEAD, POST and OPTIONS');
     const answer = await fetch(`${fn.url}/_shutdown`);
     assert.equal(answer.status, 200);
     assert.deepEqual(await fn.exited, { code: 1, signal: null });
@@ -193,6 +201,26 @@ describe('the todo-app function', () => {
     const again = await start({ IMAGE_WIDTH: '200' });
     assert.ok(imageOf((await getPage(`${again.url}/`)).body).equals(shown));
     assert.equal(fs.statSync(variantFile).mtimeMs, mtime, 'the restart read the copy, it did not resize again');
+  });
+
+  it('an AVIF from the source is served as image/avif, kept as is, and resized to a JPEG with IMAGE_WIDTH', async () => {
+    const avif = await startSource({ width: 320, height: 240, format: 'avif', pictures: 1 });
+    try {
+      const fn = await start({ IMAGE_URL: avif.url });
+      const page = await getPage(`${fn.url}/`);
+      assert.equal(page.status, 200, fn.output());
+      assert.equal(imageMimeOf(page.body), 'image/avif');
+      assert.ok(imageOf(page.body).equals(avif.served[0]!), 'the page carries the AVIF as downloaded');
+      assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(avif.served[0]!), 'and the volume keeps it');
+      await fn.kill();
+      const resized = await start({ IMAGE_URL: avif.url, IMAGE_WIDTH: '200' });
+      const small = await getPage(`${resized.url}/`);
+      assert.equal(imageMimeOf(small.body), 'image/jpeg');
+      assert.equal((await sharp(imageOf(small.body)).metadata()).width, 200);
+      assert.equal(avif.downloads, 1, 'the restart used the saved AVIF');
+    } finally {
+      await avif.close();
+    }
   });
 
   it('logs start-up, a missing and a stale image, the download and a failure, on stdout and in LOG_FILE', async () => {
@@ -234,7 +262,7 @@ describe('the todo-app function', () => {
     assert.deepEqual(fn.output().trim().split('\n'), ['IMAGE_URL: must be an http or https URL, got "ftp://example.com/x"']);
   });
 
-  it('a cold start with a cached image loads neither got, sharp nor proper-lockfile', async () => {
+  it('a cold start with a cached image, verified by the start that saved it, loads neither got, sharp nor proper-lockfile', async () => {
     const trace = path.join(dir, 'imports.txt');
     const env = { NODE_OPTIONS: `--import=${path.join(repoRoot, 'test/fixtures/trace-imports.mjs')}`, TRACE_IMPORTS_FILE: trace };
     const lazy = /\/node_modules\/(got|sharp|proper-lockfile)\//;

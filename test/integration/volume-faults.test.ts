@@ -116,6 +116,70 @@ describe('the volume misbehaves', () => {
     assert.deepEqual(temps(dir), []);
   });
 
+  test('IMAGE_DIR deleted while the function runs: made again at the next refresh, and the new image saved there', async (t: TestContext) => {
+    t.after(cleanUp);
+    const dir = path.join(tempDir(), 'claim', 'images');
+    const fn = await start({ IMAGE_DIR: dir, IMAGE_TTL_SECONDS: '1' });
+    assert.equal((await page(fn)).status, 200);
+    fs.rmSync(path.dirname(dir), { recursive: true });
+    await new Promise((r) => setTimeout(r, 1100));
+    const downloads = source.downloads;
+    const saved = await eventually(
+      async () => {
+        assert.equal((await page(fn)).status, 200, 'the image in memory is served meanwhile');
+        const file = path.join(dir, 'image.jpg');
+        return source.downloads > downloads && fs.existsSync(file) && fs.readFileSync(file);
+      },
+      10_000,
+      'the folder is back, with the new image in it',
+    );
+    assert.ok(source.served.some((picture) => picture.equals(saved)), 'it holds a downloaded picture, whole');
+    assert.ok(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) > Date.now() - 60_000, 'and its time');
+  });
+
+  test('the log disk fills up (LOG_FILE on a small tmpfs): said once on stderr, stdout and the function go on, the file catches up once there is room', async (t: TestContext) => {
+    t.after(cleanUp);
+    const logs = path.join(tempDir(), 'logs');
+    fs.mkdirSync(logs);
+    const sized = mount(['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs'], logs);
+    if (!sized.ok) {
+      t.skip(`mount -t tmpfs is not permitted here (${sized.why})`);
+      return;
+    }
+    const logFile = path.join(logs, 'todo-app.log');
+    const fn = await start({ IMAGE_DIR: tempDir(), IMAGE_TTL_SECONDS: '1', LOG_FILE: logFile });
+    const filler = path.join(logs, 'filler');
+    assert.throws(() => fs.writeFileSync(filler, Buffer.alloc(1024 * 1024)), /ENOSPC/, 'the log disk is full');
+    // tmpfs hands out whole pages: fill the rest of the log file's last one too (blank lines, no JSON to break).
+    assert.throws(() => fs.appendFileSync(logFile, '\n'.repeat(8192)), /ENOSPC/, 'to the last byte');
+    const full = fs.readFileSync(logFile, 'utf8');
+
+    // Each refresh logs several lines; with the disk full none reaches the file.
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await page(fn)).status, 200);
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    await eventually(() => fn.logs().filter((line) => line.msg === 'download done').length >= 3, 10_000, 'stdout still has every line');
+    assert.equal(fn.child.exitCode, null, `the process lives:\n${fn.output()}`);
+    const said = fn.logs().filter((line) => String(line.msg).startsWith('LOG_FILE cannot be written'));
+    assert.equal(said.length, 1, `the failure is said once:\n${fn.output()}`);
+    assert.equal(said[0]!.code, 'ENOSPC');
+    assert.equal(fs.readFileSync(logFile, 'utf8'), full, 'nothing half-written went into the file');
+
+    fs.rmSync(filler);
+    assert.equal((await page(fn)).status, 200);
+    const caughtUp = await eventually(
+      () => {
+        const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((line) => line !== '');
+        return lines.filter((line) => line.includes('"download done"')).length >= 4 && lines;
+      },
+      10_000,
+      'the lines kept while the disk was full reach the file with the next ones',
+    );
+    for (const line of caughtUp) JSON.parse(line);
+    assert.ok(fn.logs().some((line) => line.msg === 'LOG_FILE written again'), 'the recovery is said too');
+  });
+
   test('a read-only volume holding a stale image: served at once, refreshed into memory, files untouched, clear log', async (t: TestContext) => {
     t.after(cleanUp);
     const writable = path.join(tempDir(), 'disk');

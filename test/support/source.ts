@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import sharp from 'sharp';
+import { cutWithEndMarker } from './badPictures.ts';
 
 export type SourceMode =
   | 'ok'
@@ -14,7 +15,8 @@ export type SourceMode =
   | 'wrong-type' // a real JPEG, labelled text/html
   | 'huge' // streams past any size cap, chunked, no content-length
   | 'loop' // redirects forever
-  | 'trickle'; // a real JPEG, a few bytes at a time
+  | 'trickle' // a real JPEG, a few bytes at a time
+  | 'corrupt'; // a whole JPEG header, the scan cut short and closed with an end marker
 
 export interface SourceOptions {
   width?: number;
@@ -25,6 +27,8 @@ export interface SourceOptions {
   pictures?: number;
   /** Random noise makes the JPEG as large as a real photo. */
   noise?: boolean;
+  /** AVIF instead of JPEG, labelled image/avif. */
+  format?: 'jpeg' | 'avif';
 }
 
 export interface ImageSource {
@@ -57,8 +61,10 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
   const count = options.pictures ?? 4;
   const pictures: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    pictures.push(await makeJpeg(i + 1, options.width, options.height, options.noise));
+    const jpeg = await makeJpeg(i + 1, options.width, options.height, options.noise);
+    pictures.push(options.format === 'avif' ? await sharp(jpeg).avif().toBuffer() : jpeg);
   }
+  const type = options.format === 'avif' ? 'image/avif' : 'image/jpeg';
   const sockets = new Set<net.Socket>();
   const state: ImageSource = {
     url: '',
@@ -100,9 +106,14 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
         case 'hang':
           return;
         case 'drop':
-          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length });
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length });
           res.write(picture.subarray(0, picture.length >> 1), () => res.destroy());
           return;
+        case 'corrupt': {
+          const broken = cutWithEndMarker(picture);
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': broken.length }).end(broken);
+          return;
+        }
         case 'not-image':
           res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end('<html><body>not a picture</body></html>');
           return;
@@ -128,7 +139,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
           return;
         }
         case 'trickle': {
-          res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length, 'Picsum-ID': String(n) });
+          res.writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length, 'Picsum-ID': String(n) });
           let at = 0;
           const timer = setInterval(() => {
             const step = Math.max(1, picture.length >> 6);
@@ -146,7 +157,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
         default:
           state.served.push(picture);
           res
-            .writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': picture.length, 'Picsum-ID': String((n - 1) % count + 1) })
+            .writeHead(200, { 'Content-Type': type, 'Content-Length': picture.length, 'Picsum-ID': String((n - 1) % count + 1) })
             .end(picture);
       }
     };

@@ -1,33 +1,62 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { inspect, PictureError, resize, sniffMime } from '../../functions/todo-app/picture.ts';
+import { inspect, PictureError, resize, sha256, trustedVerdict, verdictOf } from '../../functions/todo-app/picture.ts';
+import { cutWithEndMarker, withClaimedSize } from '../support/badPictures.ts';
 import { makeJpeg } from '../support/source.ts';
+
+const MAX = 10 * 1024 * 1024;
 
 describe('pictures', async () => {
   const jpeg = await makeJpeg(5, 640, 480, true);
 
-  it('decodes a real JPEG', async () => {
-    assert.deepEqual(await inspect(jpeg), { mime: 'image/jpeg', width: 640, height: 480 });
+  it('decodes a real JPEG and names its bytes', async () => {
+    assert.deepEqual(await inspect(jpeg, MAX), { mime: 'image/jpeg', width: 640, height: 480, sha256: sha256(jpeg) });
   });
 
   it('refuses bytes that only claim to be a picture', async () => {
-    await assert.rejects(inspect(Buffer.from('<html>not a picture</html>')), PictureError);
+    await assert.rejects(inspect(Buffer.from('<html>not a picture</html>'), MAX), PictureError);
+    await assert.rejects(inspect(Buffer.alloc(0), MAX), PictureError);
   });
 
   it('refuses a JPEG cut in half, which has a valid header', async () => {
-    await assert.rejects(inspect(jpeg.subarray(0, jpeg.length >> 1)), PictureError);
+    await assert.rejects(inspect(jpeg.subarray(0, jpeg.length >> 1), MAX), PictureError);
   });
 
-  it('names the type from the first bytes without a decoder', async () => {
-    assert.equal(sniffMime(jpeg), 'image/jpeg');
-    assert.equal(sniffMime(await sharp(jpeg).png().toBuffer()), 'image/png');
-    assert.equal(sniffMime(await sharp(jpeg).webp().toBuffer()), 'image/webp');
-    assert.equal(sniffMime(Buffer.from('hello, world!')), undefined);
+  it('refuses a JPEG whose scan was cut and closed with an end marker: the resize would fail on it', async () => {
+    const broken = cutWithEndMarker(jpeg);
+    await assert.rejects(resize(broken, 320), 'the resize refuses it');
+    await assert.rejects(inspect(broken, MAX), PictureError, 'so the check refuses it too');
+  });
+
+  it('refuses a header claiming 40000 x 40000 pixels, and bytes over MAX_IMAGE_BYTES', async () => {
+    await assert.rejects(inspect(withClaimedSize(jpeg, 40_000, 40_000), MAX), /pixel limit/);
+    await assert.rejects(inspect(jpeg, jpeg.length - 1), /over MAX_IMAGE_BYTES/);
+  });
+
+  it('takes PNG, WebP, GIF and AVIF (which sharp calls heif) with their own media types', async () => {
+    const as = async (format: 'png' | 'webp' | 'gif' | 'avif'): Promise<string> => (await inspect(await sharp(jpeg).toFormat(format).toBuffer(), MAX)).mime;
+    assert.equal(await as('png'), 'image/png');
+    assert.equal(await as('webp'), 'image/webp');
+    assert.equal(await as('gif'), 'image/gif');
+    assert.equal(await as('avif'), 'image/avif');
+    assert.equal((await sharp(await resize(await sharp(jpeg).avif().toBuffer(), 320)).metadata()).width, 320, 'an AVIF resizes');
   });
 
   it('resizes to the width asked and never enlarges', async () => {
     assert.equal((await sharp(await resize(jpeg, 320)).metadata()).width, 320);
     assert.equal((await sharp(await resize(jpeg, 2000)).metadata()).width, 640);
+  });
+
+  it('trusts a saved verdict only for the bytes it names, this decode, a type a page can carry and a sane size', async () => {
+    const picture = await inspect(jpeg, MAX);
+    const saved = JSON.parse(JSON.stringify(verdictOf(picture))) as Record<string, unknown>;
+    assert.deepEqual(trustedVerdict(saved, sha256(jpeg)), picture);
+    assert.equal(trustedVerdict(saved, sha256(Buffer.from('other bytes'))), undefined, 'other bytes');
+    assert.equal(trustedVerdict({ ...saved, rule: 'sharp failOn=truncated' }, picture.sha256), undefined, 'a laxer decode');
+    assert.equal(trustedVerdict({ ...saved, mime: 'image/jpeg" onerror="alert(1)' }, picture.sha256), undefined, 'a type that would break the page');
+    assert.equal(trustedVerdict({ ...saved, width: 40_000, height: 40_000 }, picture.sha256), undefined, 'over the pixel cap');
+    assert.equal(trustedVerdict('garbage', picture.sha256), undefined);
+    assert.equal(trustedVerdict(null, picture.sha256), undefined);
   });
 });
