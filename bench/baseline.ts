@@ -15,7 +15,7 @@ const dir = path.resolve(process.env.IMAGE_DIR ?? './data/images');
 const ttlMs = Number(process.env.IMAGE_TTL_SECONDS ?? 600) * 1000;
 const [image, stamp] = await Promise.all([readFile(path.join(dir, 'image.jpg')), readFile(path.join(dir, '.ts'), 'utf8')]);
 const fetchedAt = Date.parse(stamp.trim());
-const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, nextDueAt: fetchedAt + ttlMs });
+const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs, source: new URL(process.env.IMAGE_URL ?? 'https://picsum.photos/1200') });
 
 http
   .createServer((_req, res) => {

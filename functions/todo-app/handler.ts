@@ -3,7 +3,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
-import { matchesEtag, renderUnavailable, type Page } from './page.js';
+import { notModified, renderUnavailable, type Page } from './page.js';
 import { Volume } from './volume.js';
 
 export interface FunctionEvent {
@@ -21,6 +21,10 @@ export interface FunctionContext {
 let config: Config;
 let log: Logger;
 let cache: ImageCache;
+/** LOG_LEVEL=debug logs every request with the image's age: decided once, off the hot path at info. */
+let debugRequests = false;
+let listeningOn: string | undefined;
+let startLogged = false;
 
 /** This function never reads a request body: the wrapper discards bodies unread. */
 export const maxBodyBytes = 0;
@@ -33,13 +37,35 @@ export async function init(start: { requestTimeoutMs?: number | undefined } = {}
   process.on('SIGXFSZ', () => undefined);
   config = loadConfig();
   checkAgainstPlatform(config, start.requestTimeoutMs);
-  log = createLog(config.logLevel, config.logFile);
+  log = createLog(config.logLevel, config.logFile, () => {
+    if (listeningOn !== undefined) logStart();
+  });
+  debugRequests = log.isLevelEnabled('debug');
   const volume = new Volume(config.imageDir, log);
   await volume.prepare();
   cache = new ImageCache(config, volume, log);
-  const found = await cache.load().catch(() => false);
+  await cache.load().catch(() => false);
+}
+
+/** A start that sees no request this soon writes its start line anyway. */
+const START_LINE_IDLE_MS = 100;
+
+/**
+ * Called by the wrapper once it listens. The start line waits for the first answer to be out
+ * (it loads pino, ~10 ms that a visitor after scale from zero would otherwise wait for) or
+ * for a moment without requests.
+ */
+export function ready(listening: { url: string }): void {
+  listeningOn = listening.url;
+  setTimeout(logStart, START_LINE_IDLE_MS).unref();
+}
+
+function logStart(): void {
+  if (startLogged) return;
+  startLogged = true;
   const { imageUrl, ...rest } = config;
-  log.info({ settings: { ...rest, imageUrl: imageUrl.href }, cachedImage: found ? 'fresh' : 'missing or stale' }, 'todo-app started');
+  const image = { ...cache.age(), state: cache.fresh() ? 'fresh' : Number.isFinite(cache.age().ageSeconds) ? 'stale' : 'none' };
+  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
 }
 
 /**
@@ -69,19 +95,18 @@ const TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Opti
 
 function send(event: FunctionEvent, context: FunctionContext, page: Page | undefined): void {
   if (page === undefined) {
-    const unavailable = renderUnavailable(cache.retryAfterSeconds());
+    const unavailable = renderUnavailable(cache.retryAfterSeconds(), config.imageUrl);
     context.status(503).headers(unavailable.headers).succeed(unavailable.body);
-    return;
+  } else if (notModified(event.headers, page)) {
+    context.status(304).headers({ ETag: page.etag, 'Last-Modified': page.headers['Last-Modified']!, 'Cache-Control': 'no-cache' }).succeed();
+  } else {
+    context.status(200).headers(page.headers).succeed(page.body);
   }
-  const inm = event.headers['if-none-match'];
-  if (matchesEtag(Array.isArray(inm) ? inm.join(',') : inm, page.etag)) {
-    context.status(304).headers({ ETag: page.etag, 'Cache-Control': 'no-cache' }).succeed();
-    return;
-  }
-  context.status(200).headers(page.headers).succeed(page.body);
+  if (!startLogged) setImmediate(logStart);
 }
 
 export function handle(event: FunctionEvent, context: FunctionContext): void | Promise<void> {
+  if (debugRequests) log.debug({ method: event.method, path: event.path, ...cache.age() }, 'request');
   if (event.path === '/' || event.path === '') {
     // POST too: faas-cli invoke and the OpenFaaS portal call a function with POST.
     if (event.method !== 'GET' && event.method !== 'HEAD' && event.method !== 'POST') {

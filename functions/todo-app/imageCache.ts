@@ -6,7 +6,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { renderPage, type Page } from './page.js';
-import { inspect, verdictOf, type Picture } from './picture.js';
+import { inspect, photoIdOf, verdictOf, type Picture } from './picture.js';
 import { download } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
 import { LOCK_STALE_MS, type Volume } from './volume.js';
@@ -74,7 +74,10 @@ export class ImageCache {
       if (stamp === undefined || stamp <= this.fetchedAt) return this.fresh() !== undefined;
       const stored = await this.volume.readImage(this.config.maxImageBytes);
       if (stored === undefined) return false;
+      const replacing = this.page !== undefined;
       await this.install(stored.bytes, await this.pictures.read('image.jpg', stored.bytes), stored.fetchedAt);
+      // Another replica refreshed: no download of our own.
+      if (replacing) this.log.info(this.age(), 'newer image on the volume: adopted');
       return this.fresh() !== undefined;
     } catch (error) {
       const { code, message } = error as { code?: string; message: string };
@@ -87,11 +90,21 @@ export class ImageCache {
   refresh(): Promise<void> {
     if (this.stop.signal.aborted || Date.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
     if (this.refreshing === undefined) {
-      if (this.page) this.log.info({ ageSeconds: Math.round((Date.now() - this.fetchedAt) / 1000) }, 'image stale');
-      else this.log.info({ dir: this.volume.dir }, 'image missing');
+      if (this.page) this.log.info({ ...this.age(), dir: this.volume.dir }, 'image stale');
+      else this.log.info({ ttlSeconds: this.config.ttlMs / 1000, dir: this.volume.dir }, 'image missing');
       this.refreshing = this.download().finally(() => (this.refreshing = undefined));
     }
     return this.refreshing;
+  }
+
+  /** The course's "Image age: 56.8, timeout: 600": the shown image's age and the TTL, in seconds. */
+  age(): { fetchedAt: string | undefined; ageSeconds: number | undefined; ttlSeconds: number } {
+    const known = Number.isFinite(this.fetchedAt);
+    return {
+      fetchedAt: known ? new Date(this.fetchedAt).toISOString() : undefined,
+      ageSeconds: known ? Math.round((Date.now() - this.fetchedAt) / 100) / 10 : undefined,
+      ttlSeconds: this.config.ttlMs / 1000,
+    };
   }
 
   refreshInFlight(): boolean {
@@ -125,7 +138,8 @@ export class ImageCache {
           await volume.removeOrphans();
           log.info({ url: config.imageUrl.href }, 'download start');
           const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
-          const picture = await inspect(got.bytes, config.maxImageBytes);
+          const photoId = photoIdOf(got.picsumId);
+          const picture = { ...(await inspect(got.bytes, config.maxImageBytes)), ...(photoId === undefined ? {} : { photoId }) };
           const fetchedAt = Date.now();
           // The page first: bytes it cannot be built from are never saved over a good image.
           await this.install(got.bytes, picture, fetchedAt);
@@ -153,7 +167,8 @@ export class ImageCache {
   private async install(original: Buffer, picture: Picture, fetchedAt: number): Promise<void> {
     const width = this.config.imageWidth;
     const image = width === undefined ? original : await this.pictures.resized(original, picture, width);
-    this.page = renderPage({ image, mime: width === undefined ? picture.mime : 'image/jpeg', fetchedAt, nextDueAt: fetchedAt + this.config.ttlMs });
+    const mime = width === undefined ? picture.mime : 'image/jpeg';
+    this.page = renderPage({ image, mime, fetchedAt, ttlMs: this.config.ttlMs, source: this.config.imageUrl, photoId: picture.photoId });
     this.fetchedAt = fetchedAt;
   }
 }

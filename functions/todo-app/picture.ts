@@ -32,6 +32,13 @@ export interface Picture {
   width: number;
   height: number;
   sha256: string;
+  /** The source's own name for the photo (Lorem Picsum's Picsum-ID), kept with the verdict for the page's credit. */
+  photoId?: string | undefined;
+}
+
+/** Lorem Picsum's ids are small numbers; anything else from a header is not shown. */
+export function photoIdOf(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\d{1,10}$/.test(value) ? value : undefined;
 }
 
 export class PictureError extends Error {
@@ -93,9 +100,10 @@ export function verdictOf(picture: Picture): Picture & { rule: string } {
  */
 export function trustedVerdict(saved: unknown, hash: string): Picture | undefined {
   if (typeof saved !== 'object' || saved === null) return undefined;
-  const { rule, mime, width, height, sha256: named } = saved as Record<string, unknown>;
+  const { rule, mime, width, height, sha256: named, photoId } = saved as Record<string, unknown>;
   const size = (n: unknown): n is number => Number.isInteger(n) && (n as number) > 0;
   if (rule !== RULE || named !== hash || typeof mime !== 'string' || !SERVED.has(mime)) return undefined;
   if (!size(width) || !size(height) || width * height > MAX_INPUT_PIXELS) return undefined;
-  return { mime, width, height, sha256: hash };
+  const id = photoIdOf(photoId);
+  return { mime, width, height, sha256: hash, ...(id === undefined ? {} : { photoId: id }) };
 }

@@ -1,9 +1,9 @@
 // The HTTP wrapper of the node22-ts template: generic, it knows nothing of the
 // function it serves. It keeps the OpenFaaS node contract,
 // handle(event, context) with context.status(n).headers({...}).succeed(body),
-// and adds what a function needs to live on a platform: init() before the first
-// request, close() on SIGTERM, and maxBodyBytes (0 for a function that never
-// reads bodies: they are then discarded, never buffered).
+// and adds what a function needs to live on a platform: init() before it
+// listens, ready() once it does, close() on SIGTERM, and maxBodyBytes (0 for a
+// function that never reads bodies: they are then discarded, never buffered).
 //
 // Under of-watchdog it follows the watchdog's own timeline (watchdog.ts): it
 // listens on upstream_url's host, writes the health lock file only once it can
@@ -43,9 +43,16 @@ export interface ShutdownInfo {
   withinMs: number;
 }
 
+export interface ListeningInfo {
+  /** Where the wrapper answers: http://localhost:PORT on every interface, else upstream_url's host. */
+  url: string;
+}
+
 export interface FunctionModule {
   handle(event: FunctionEvent, context: FunctionContext): unknown;
   init?(start: StartInfo): Promise<void> | void;
+  /** Once the wrapper listens (and has written of-watchdog's lock file). */
+  ready?(listening: ListeningInfo): void;
   close?(shutdown: ShutdownInfo): Promise<void> | void;
   /** The largest body the function reads; 0: it reads none. Default 1 MiB. */
   maxBodyBytes?: number;
@@ -326,7 +333,15 @@ async function main(): Promise<void> {
     if (error.code === 'EADDRINUSE') fatal(`${platform.portVariable}: port ${platform.port} is in use by another process (${where})`);
     fatal(`${platform.portVariable}: cannot listen on ${where}: ${error.message}`);
   });
-  server.listen({ port: platform.port, host: platform.host }, () => lock.write());
+  server.listen({ port: platform.port, host: platform.host }, () => {
+    lock.write();
+    const host = platform.host === undefined ? 'localhost' : platform.host.includes(':') ? `[${platform.host}]` : platform.host;
+    try {
+      fn.ready?.({ url: `http://${host}:${platform.port}` });
+    } catch (error) {
+      fatal(error instanceof Error ? error.message : String(error));
+    }
+  });
 }
 
 void main();

@@ -20,7 +20,7 @@ const WIDTH = 200;
 
 /** The time the page says the image was fetched. */
 function fetchedTime(html: string): string {
-  const match = /Fetched <time datetime="([^"]+)">/.exec(html);
+  const match = /fetched <time datetime="([^"]+)">/.exec(html);
   assert.ok(match, `no fetch time on the page: ${html.slice(0, 300)}`);
   return match[1]!;
 }

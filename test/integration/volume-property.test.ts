@@ -209,7 +209,7 @@ describe(`random volumes (PROPERTY_SEED=${SEED}, ${CASES} cases, ${LANES} lanes)
     const format = meta.format === 'heif' ? 'avif' : meta.format;
     assert.equal(imageMimeOf(body), `image/${format}`, 'the label is the decoded type');
     if (lane.width !== undefined) assert.ok(meta.width! <= lane.width, `${meta.width} px wide, IMAGE_WIDTH=${lane.width}`);
-    const fetched = Date.parse(/Fetched <time datetime="([^"]+)">/.exec(body)?.[1] ?? '');
+    const fetched = Date.parse(/fetched <time datetime="([^"]+)">/.exec(body)?.[1] ?? '');
     assert.ok(fetched >= EARLIEST && fetched <= Date.now() + SKEW_MS, `the page says fetched ${new Date(fetched).toISOString()}`);
   }
 

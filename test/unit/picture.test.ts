@@ -58,5 +58,7 @@ describe('pictures', async () => {
     assert.equal(trustedVerdict({ ...saved, width: 40_000, height: 40_000 }, picture.sha256), undefined, 'over the pixel cap');
     assert.equal(trustedVerdict('garbage', picture.sha256), undefined);
     assert.equal(trustedVerdict(null, picture.sha256), undefined);
+    assert.equal(trustedVerdict({ ...saved, photoId: '237' }, picture.sha256)?.photoId, '237', "the source's id of the photo is kept");
+    assert.equal(trustedVerdict({ ...saved, photoId: '<i>' }, picture.sha256)?.photoId, undefined, 'an id that is not a number is dropped');
   });
 });
