@@ -59,8 +59,14 @@ export interface FunctionModule {
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** A body nobody reads is drained after the answer for at most this long; then the connection is dropped. */
-const DISCARD_BODY_MS = 5_000;
+/**
+ * A body nobody reads is read and dropped up to this much (a small POST stays a kept-alive
+ * request); past it the wrapper stops reading, and TCP holds the sender back: no memory is spent
+ * on it and no garbage made of it.
+ */
+const DISCARD_LIMIT_BYTES = 64 * 1024;
+/** Then the answer goes out with Connection: close, and the connection is dropped this long after it. */
+const LINGER_MS = 2_000;
 /** Node's default (300 s) would let a slow upload hold a connection and its buffer for 5 minutes. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -107,6 +113,7 @@ class Context implements FunctionContext {
       headers[name] = value;
     }
     if (bodiless(this.code)) {
+      closeAfterAnswer(this.req, this.res, headers);
       this.res.writeHead(this.code, headers).end();
       return;
     }
@@ -117,6 +124,7 @@ class Context implements FunctionContext {
       if (!json) headers['Content-Type'] = 'application/json';
     }
     headers['Content-Length'] = Buffer.byteLength(payload);
+    closeAfterAnswer(this.req, this.res, headers);
     this.res.writeHead(this.code, headers);
     // A HEAD answer has the GET's headers and no body.
     if (this.req.method === 'HEAD') this.res.end();
@@ -177,19 +185,28 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/**
- * For a function that reads no body: the bytes are read and dropped as they come, so none
- * is held in memory, and a body still arriving long after the answer costs the sender its connection.
- */
-function discardBody(req: http.IncomingMessage, res: http.ServerResponse): void {
+/** For a function that reads no body: its bytes are never kept. */
+function discardBody(req: http.IncomingMessage): void {
   req.on('error', () => undefined);
-  req.resume();
+  let seen = 0;
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_LIMIT_BYTES) req.pause();
+  });
+}
+
+/**
+ * An answer sent while the request's body is still arriving cannot leave the connection
+ * reusable: it says Connection: close, and the connection is ended once the answer is out,
+ * dropped after a short linger (time for the client to read the answer before a reset).
+ */
+function closeAfterAnswer(req: http.IncomingMessage, res: http.ServerResponse, headers: Record<string, string | number>): void {
+  if (req.complete || !hasBody(req)) return;
+  headers.Connection = 'close';
   res.once('finish', () => {
-    if (req.complete) return;
-    const timer = setTimeout(() => req.socket.destroy(), DISCARD_BODY_MS);
-    timer.unref();
-    req.once('end', () => clearTimeout(timer));
-    req.once('close', () => clearTimeout(timer));
+    const socket = req.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   });
 }
 
@@ -279,7 +296,7 @@ async function main(): Promise<void> {
       return;
     }
     if (maxBodyBytes === 0) {
-      discardBody(req, res);
+      discardBody(req);
       run(req, res, undefined);
       return;
     }
