@@ -185,13 +185,22 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** For a function that reads no body: its bytes are never kept. */
-function discardBody(req: http.IncomingMessage): void {
-  req.on('error', () => undefined);
-  let seen = 0;
-  req.on('data', (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > DISCARD_LIMIT_BYTES) req.pause();
+/**
+ * For a function that reads no body: its bytes are read and dropped, never kept. A small body
+ * ends before the answer and the connection stays reusable; past the limit the wrapper stops
+ * reading and answers at once.
+ */
+function discardBody(req: http.IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    req.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen <= DISCARD_LIMIT_BYTES) return;
+      req.pause();
+      resolve();
+    });
+    req.once('end', resolve);
+    req.once('error', () => resolve());
   });
 }
 
@@ -295,14 +304,13 @@ async function main(): Promise<void> {
       health(req, res);
       return;
     }
-    if (maxBodyBytes === 0) {
-      discardBody(req);
-      run(req, res, undefined);
-      return;
-    }
     // A GET has no body: answer without waiting for the request stream to end.
     if (!hasBody(req)) {
       run(req, res, undefined);
+      return;
+    }
+    if (maxBodyBytes === 0) {
+      void discardBody(req).then(() => run(req, res, undefined));
       return;
     }
     readBody(req, maxBodyBytes).then(
