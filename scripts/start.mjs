@@ -10,7 +10,8 @@ import readline from 'node:readline';
 
 const require = createRequire(import.meta.url);
 const env = { ...process.env, IMAGE_DIR: process.env.IMAGE_DIR || './data/images' };
-const child = spawn(process.execPath, ['dist/index.js'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+// Its own process group: a Ctrl-C reaches it once, from here, not also from the terminal.
+const child = spawn(process.execPath, ['dist/index.js'], { env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
 
 const pretty = process.stdout.isTTY
   ? require('pino-pretty').prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,fn' })
@@ -27,10 +28,17 @@ readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line'
   process.stdout.write(`${line}\n`);
 });
 
-// Ctrl-C reaches the function itself (the terminal signals the whole process group):
-// wait for it to stop. A supervisor's SIGTERM is passed on.
-process.on('SIGINT', () => undefined);
+// Ctrl-C and a supervisor's SIGTERM are passed on; a second Ctrl-C makes the function quit at once.
+// npm passes a terminal's Ctrl-C on as well: the same keypress may arrive twice, close together.
+let lastInterrupt = -Infinity;
+process.on('SIGINT', () => {
+  if (performance.now() - lastInterrupt > 500) child.kill('SIGINT');
+  lastInterrupt = performance.now();
+});
 process.on('SIGTERM', () => child.kill('SIGTERM'));
+// The terminal closed: stop the function too, it would be left without its output.
+process.on('SIGHUP', () => child.kill('SIGTERM'));
+process.on('exit', () => child.kill('SIGKILL'));
 child.on('exit', (code, signal) => {
   process.exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 2);
 });

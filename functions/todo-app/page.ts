@@ -30,6 +30,7 @@ const STYLE = [
   'figure{margin:0}',
   'img{display:block;margin:0 auto;max-width:100%;max-height:80vh;width:auto;height:auto;border-radius:4px}',
   'figcaption,p{color:#555;font-size:.9rem}',
+  'figcaption{margin-top:.5rem}',
   'a{color:inherit}',
 ].join('');
 

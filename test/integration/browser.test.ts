@@ -41,6 +41,8 @@ interface Visit {
     naturalHeight: number;
     width: number;
     height: number;
+    /** Horizontal centre of the rendered img, in CSS pixels. */
+    centreX: number;
     srcScheme: string;
   };
   layout: { innerWidth: number; innerHeight: number; scrollWidth: number };
@@ -111,6 +113,7 @@ async function visit(url: string, viewport: { width: number; height: number }, n
                 naturalHeight: img.naturalHeight,
                 width: box.width,
                 height: box.height,
+                centreX: box.left + box.width / 2,
                 srcScheme: img.currentSrc.slice(0, img.currentSrc.indexOf(',')),
               }
             : undefined,
@@ -158,6 +161,10 @@ function assertImagePage(v: Visit, pageUrl: string, viewport: { width: number; h
   assert.ok(img.width <= viewport.width, `rendered width ${img.width} fits the viewport width ${viewport.width}`);
   assert.ok(img.height <= viewport.height, `rendered height ${img.height} fits the viewport height ${viewport.height}`);
   assert.ok(Math.abs(img.width / img.height - SOURCE_WIDTH / SOURCE_HEIGHT) < 0.02, 'the aspect ratio is kept');
+  assert.ok(Math.abs(img.centreX - v.layout.innerWidth / 2) <= 1, `the picture is centred (${img.centreX} of ${v.layout.innerWidth})`);
+  // What it is and when it changes, in words: the source, the TTL, the photo's id (the stand-in's Picsum-ID).
+  assert.match(v.text, /A new photo from 127\.0\.0\.1:\d+ every 10 minutes\./);
+  assert.match(v.text, /Photo 1 from 127\.0\.0\.1:\d+, fetched \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\. The first visit after .* brings the next one\./);
   assert.ok(v.layout.scrollWidth <= v.layout.innerWidth, `no horizontal scroll (${v.layout.scrollWidth} > ${v.layout.innerWidth})`);
 }
 
@@ -272,6 +279,37 @@ describe('a real browser (chromium via playwright-core)', { timeout: 120_000 }, 
     }
   });
 
+  test('the 503 page tries again by itself after Retry-After, and shows the picture once the source is back', async () => {
+    const flaky = await startSource({ width: 320, height: 240, pictures: 1 });
+    flaky.mode = 'error';
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'todo-browser-retry-'));
+    dirs.push(dir);
+    const down = await startFunction({ IMAGE_URL: flaky.url, IMAGE_DIR: dir, FETCH_TIMEOUT_MS: '500', LOG_LEVEL: 'info' });
+    const context = await browser.newContext({ viewport: VIEWPORTS.phone, serviceWorkers: 'block' });
+    try {
+      const page = await context.newPage();
+      const statuses: number[] = [];
+      page.on('response', (response) => {
+        if (response.url() === `${down.url}/`) statuses.push(response.status());
+      });
+      const first = await page.goto(`${down.url}/`, { waitUntil: 'load' });
+      assert.equal(first?.status(), 503);
+      const retryAfter = Number(first?.headers()['retry-after']);
+      assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+      flaky.mode = 'ok';
+      // No click, no script: the page's own meta refresh brings the picture.
+      await page.waitForSelector('img', { timeout: (retryAfter + 10) * 1000 });
+      assert.equal(await page.evaluate(() => document.querySelector('img')!.decode().then(() => document.querySelector('img')!.naturalWidth)), 320);
+      assert.deepEqual([statuses[0], statuses.at(-1)], [503, 200], `the page reloaded itself: ${statuses.join(', ')}`);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'browser-503-then-picture.png'), fullPage: true });
+    } finally {
+      await context.close();
+      await down.kill('SIGTERM');
+      await flaky.close();
+    }
+  });
+
   test('no image and a failing source: the 503 page renders cleanly', async () => {
     const failing = await startSource({ width: 64, height: 64, pictures: 1 });
     failing.mode = 'error';
@@ -288,7 +326,7 @@ describe('a real browser (chromium via playwright-core)', { timeout: 120_000 }, 
         assert.equal(v.status, 503, way);
         assert.equal(v.h1, 'Todo app');
         assert.match(v.title, /unavailable/);
-        assert.match(v.text, /could not be fetched/);
+        assert.match(v.text, /could not be fetched from 127\.0\.0\.1:\d+ yet\. This page tries again in \d+ seconds?\./);
         assert.equal(v.image, undefined, 'no img on the 503 page');
         // Chromium reports a non-2xx main document as a "Failed to load resource" console
         // error of its own; the page itself must add none.

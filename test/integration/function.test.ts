@@ -134,6 +134,12 @@ describe('the todo-app function', () => {
     const cached = await fetch(`${fn.url}/`, { headers: { 'If-None-Match': etag } });
     assert.equal(cached.status, 304);
     assert.equal(cached.headers.get('etag'), etag);
+    // Last-Modified is the download time from .ts; If-Modified-Since gives 304 like If-None-Match.
+    const lastModified = page.headers.get('last-modified')!;
+    assert.equal(Date.parse(lastModified), Math.floor(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) / 1000) * 1000);
+    assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-Modified-Since': lastModified } })).status, 304);
+    assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-Modified-Since': new Date(Date.parse(lastModified) - 1000).toUTCString() } })).status, 200);
+    assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-Modified-Since': lastModified, 'If-None-Match': '"other"' } })).status, 200, 'If-None-Match decides when both are sent');
     assert.equal((await cached.arrayBuffer()).byteLength, 0);
     assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-None-Match': '"stale"' } })).status, 200);
 
@@ -260,6 +266,38 @@ describe('the todo-app function', () => {
     const exit = await fn.exited;
     assert.notEqual(exit.code, 0);
     assert.deepEqual(fn.output().trim().split('\n'), ['IMAGE_URL: must be an http or https URL, got "ftp://example.com/x"']);
+  });
+
+  it("the start line says where it serves and how old the saved image is; LOG_LEVEL=debug logs each request with the age and the TTL", async () => {
+    const first = await start({ LOG_LEVEL: 'info' });
+    await getPage(`${first.url}/`);
+    await first.kill('SIGTERM');
+    assert.ok(!first.logs().some((line) => line.msg === 'request'), 'no request lines at info');
+    const stamp = fs.readFileSync(path.join(dir, '.ts'), 'utf8').trim();
+    await new Promise((r) => setTimeout(r, 300));
+
+    const second = await start({ LOG_LEVEL: 'debug' });
+    await eventually(() => second.logs().some((line) => line.msg === 'todo-app started'), 3000, 'the start line, with no request');
+    const [startLine] = second.logs();
+    assert.equal(startLine?.msg, 'todo-app started', 'the first line');
+    assert.equal(startLine.url, `http://localhost:${second.port}`);
+    const image = startLine.image as { fetchedAt: string; ageSeconds: number; ttlSeconds: number; state: string };
+    assert.equal(image.fetchedAt, stamp, "the saved image's time, from .ts");
+    assert.ok(image.ageSeconds >= 0.3 && image.ageSeconds < 60, `age ${image.ageSeconds}`);
+    assert.equal(image.ttlSeconds, 600);
+    assert.equal(image.state, 'fresh');
+    await getPage(`${second.url}/`);
+    await getPage(`${second.url}/?again`);
+    const requests = await eventually(() => {
+      const lines = second.logs().filter((line) => line.msg === 'request');
+      return lines.length === 2 && lines;
+    }, 3000, 'one debug line per request');
+    for (const line of requests) {
+      assert.equal(line.level, 20);
+      assert.equal(line.ttlSeconds, 600);
+      assert.ok(typeof line.ageSeconds === 'number' && line.ageSeconds >= image.ageSeconds, `Image age: ${line.ageSeconds}, timeout: ${line.ttlSeconds}`);
+    }
+    assert.equal(source.downloads, 1);
   });
 
   it('a cold start with a cached image, verified by the start that saved it, loads neither got, sharp nor proper-lockfile', async () => {
