@@ -1,16 +1,20 @@
 // npm run bench [-- --short] [-- --out DIR]
 //
-// The function beside the limit for Node on this machine (bench/baseline.ts, a
-// bare node:http server with one prebuilt Buffer of the same page), in one run:
-// warm throughput and latency, cold start, a stale burst on 4 replicas, the
-// cost of a refresh, peak RSS, page bytes. Progress on stderr, the table on
-// stdout, figures in DIR/latest.json and DIR/latest.md (DIR: bench/results;
-// the short mode writes short.json and short.md so it never replaces the
-// committed full figures). BENCH_SHORT=1 is --short.
+// The function beside the floor for Node on this machine, in one run: the floor
+// is bench/floor.cts, a bare CommonJS node:http server with one prebuilt Buffer
+// of the same page; bench/bare-esm.ts, the same server as an ES module, is a
+// second row for comparison. Measured: warm throughput and latency, cold start,
+// a burst of requests right at the start, a stale burst on 4 replicas, the cost
+// of a refresh, peak RSS, page bytes and, with OF_WATCHDOG_BIN, the warm load
+// through of-watchdog. Progress on stderr, the table on stdout, figures in
+// DIR/latest.json and DIR/latest.md (DIR: bench/results; the short mode writes
+// short.json and short.md so it never replaces the committed full figures).
+// BENCH_SHORT=1 is --short. `npm run bench` runs it on Node 22, the container's.
 //
 // Every server is a process of its own (`node <entry>`, as the container runs
 // it), and so is the load generator (autocannon's CLI); the bench process only
 // starts them, times single requests and the bursts, and reads /proc.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,9 +22,10 @@ import { parseArgs } from 'node:util';
 import { eventually, repoRoot, startFunction, type FunctionProcess } from '../test/support/fn.ts';
 import { freePort } from '../test/support/ports.ts';
 import { makeJpeg, startSource, type ImageSource } from '../test/support/source.ts';
+import { startWatchdog } from '../test/support/watchdog.ts';
 import { build, type Build } from './build.ts';
-import { autocannon, machine, median, peakRssMb, request, round, sleep, writeVolume, type LoadResult } from './lib.ts';
-import { markdown, table, targets, type Results } from './report.ts';
+import { accepts, autocannon, machine, median, peakRssMb, quantile, request, round, sleep, spread, writeVolume, type Answer, type LoadResult } from './lib.ts';
+import { markdown, table, targets, type Results, type WarmSide } from './report.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,18 +38,21 @@ if (args.help) {
   process.stdout.write(
     'npm run bench [-- --short] [-- --out DIR]\n' +
       '  --short    everything small and fast (CI); also BENCH_SHORT=1\n' +
-      '  --out DIR  where latest.json/latest.md (short: short.json/short.md) go; default bench/results\n',
+      '  --out DIR  where latest.json/latest.md (short: short.json/short.md) go; default bench/results\n' +
+      'OF_WATCHDOG_BIN=/path/to/fwatchdog adds the warm load through of-watchdog (its metrics port 8081 must be free)\n',
   );
   process.exit(0);
 }
 
 const SHORT = args.short === true;
 const SETTINGS = SHORT
-  ? { coldRuns: 3, connections: 10, seconds: 2, rounds: 1, warmupSeconds: 1, staleReps: 1, refreshRuns: 1 }
-  : { coldRuns: 9, connections: 10, seconds: 10, rounds: 3, warmupSeconds: 3, staleReps: 3, refreshRuns: 5 };
+  ? { coldRuns: 3, startBurstRuns: 3, connections: 10, seconds: 2, rounds: 1, warmupSeconds: 1, staleReps: 1, refreshRuns: 1 }
+  : { coldRuns: 25, startBurstRuns: 9, connections: 10, seconds: 10, rounds: 3, warmupSeconds: 3, staleReps: 3, refreshRuns: 5 };
 /** Lorem Picsum's /1200 is about 135 kB; makeJpeg's noise at 685 x 685 gives as much. */
 const IMAGE = { width: 685, height: 685, noise: true };
 const BURST = { replicas: 4, requests: 100, sourceDelayMs: 1500, ttlSeconds: 5 };
+/** Requests fired at once as soon as a new server's port accepts: a scale from zero with a queue behind it. */
+const START_BURST = 50;
 const RESIZE_WIDTH = 600;
 
 const began = performance.now();
@@ -68,106 +76,182 @@ function fnEnv(dir: string, extra: Record<string, string> = {}): Record<string, 
   return { IMAGE_DIR: dir, IMAGE_URL: source.url, LOG_LEVEL: 'info', ...extra };
 }
 
-type Side = 'function' | 'baseline';
-const entryOf = (side: Side): string => (side === 'function' ? code.functionEntry : code.baselineEntry);
-/** ABBA: each side goes first as often as the other. */
-const orderOf = (i: number): Side[] => (i % 2 === 0 ? ['function', 'baseline'] : ['baseline', 'function']);
+/** The function, the floor (bare CommonJS server) and the bare ESM server: all send the same page. */
+type Server = 'function' | 'floor' | 'esm';
+const SERVERS: Server[] = ['function', 'floor', 'esm'];
+const entryOf = (server: Server): string => ({ function: code.functionEntry, floor: code.floorEntry, esm: code.esmEntry })[server];
+/** ABBA: each of two goes first as often as the other. */
+const abba = <T>(pair: [T, T], i: number): T[] => (i % 2 === 0 ? pair : [pair[1], pair[0]]);
+/** Each of three goes first, second and last in turn. */
+const rotation = <T>(list: T[], i: number): T[] => list.map((_, k) => list[(k + i) % list.length]!);
+
+/** A comparison is fair only if every server sends the same bytes with the same ETag. */
+function samePage(answers: Record<string, Answer>): Answer {
+  const [first, ...others] = Object.entries(answers);
+  for (const [name, answer] of [first!, ...others]) if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`);
+  for (const [name, answer] of others) {
+    if (!answer.body.equals(first![1].body) || answer.etag !== first![1].etag) {
+      throw new Error(`${name} does not send the same page as ${first![0]} (${answer.body.length} vs ${first![1].body.length} bytes, ETag ${answer.etag} vs ${first![1].etag}): the comparison would be unfair`);
+    }
+  }
+  return first![1];
+}
 
 // ---------------------------------------------------------------- warm load
 
-async function warm(image: Buffer): Promise<Results['warm'] & { bytes: Results['bytes']; rss: Omit<Results['rss'], 'afterRefreshPeakMb'> }> {
+/** Warm-up each, then ABBA rounds of autocannon on two origins; totals and medians per origin. */
+async function warmLoad<K extends string>(urls: Record<K, string>, names: [K, K], what: string): Promise<Record<K, WarmSide>> {
+  for (const name of names) await autocannon(urls[name], SETTINGS.connections, SETTINGS.warmupSeconds);
+  const runs = { [names[0]]: [], [names[1]]: [] } as unknown as Record<K, LoadResult[]>;
+  for (let i = 0; i < SETTINGS.rounds; i++) {
+    for (const name of abba(names, i)) {
+      const result = await autocannon(urls[name], SETTINGS.connections, SETTINGS.seconds);
+      runs[name].push(result);
+      progress(
+        `${what} round ${i + 1}/${SETTINGS.rounds} ${name.padEnd(8)}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ${result.mbPerSec.toFixed(0)} MB/s`,
+      );
+    }
+  }
+  const sum = (list: LoadResult[]): WarmSide => ({
+    reqPerSec: round(list.reduce((n, r) => n + r.requests, 0) / list.reduce((n, r) => n + r.seconds, 0), 0),
+    p50Ms: median(list.map((r) => r.p50Ms)),
+    p99Ms: median(list.map((r) => r.p99Ms)),
+    mbPerSec: round(median(list.map((r) => r.mbPerSec)), 1),
+    rounds: list,
+  });
+  return { [names[0]]: sum(runs[names[0]]), [names[1]]: sum(runs[names[1]]) } as Record<K, WarmSide>;
+}
+
+async function warm(image: Buffer): Promise<Results['warm'] & { bytes: Results['bytes']; rss: Pick<Results['rss'], 'functionPeakMb' | 'floorPeakMb'> }> {
   const dir = volume(image, Date.now());
-  const servers: Record<Side, FunctionProcess> = {
-    function: await startFunction(fnEnv(dir), { entry: code.functionEntry, cwd: code.dir }),
-    baseline: await startFunction(fnEnv(dir), { entry: code.baselineEntry, cwd: code.dir }),
-  };
+  const servers = Object.fromEntries(
+    await Promise.all(SERVERS.map(async (s) => [s, await startFunction(fnEnv(dir), { entry: entryOf(s), cwd: code.dir })] as const)),
+  ) as Record<Server, FunctionProcess>;
   try {
-    const [fnPage, basePage] = await Promise.all([request(servers.function.url), request(servers.baseline.url)]);
-    if (fnPage.status !== 200 || basePage.status !== 200) throw new Error(`pages: function ${fnPage.status}, baseline ${basePage.status}`);
-    if (!fnPage.body.equals(basePage.body) || fnPage.etag !== basePage.etag) {
-      throw new Error('the baseline does not serve the same bytes as the function: the comparison would be unfair');
-    }
-    progress(`warm: same page from both (${fnPage.body.length} bytes, ETag ${fnPage.etag}); warm-up ${SETTINGS.warmupSeconds} s each`);
-    for (const side of orderOf(0)) await autocannon(servers[side].url, SETTINGS.connections, SETTINGS.warmupSeconds);
-    const runs: Record<Side, LoadResult[]> = { function: [], baseline: [] };
+    const answers = Object.fromEntries(await Promise.all(SERVERS.map(async (s) => [s, await request(servers[s].url)] as const)));
+    const page = samePage(answers);
+    progress(`warm: the same page from all three (${page.body.length} bytes, ETag ${page.etag}); warm-up ${SETTINGS.warmupSeconds} s each`);
+    // The ESM server is for the cold start only: the same node:http answers the same way once warm.
+    await servers.esm.kill();
     const before = source.downloads;
-    for (let round = 0; round < SETTINGS.rounds; round++) {
-      for (const side of orderOf(round)) {
-        const result = await autocannon(servers[side].url, SETTINGS.connections, SETTINGS.seconds);
-        runs[side].push(result);
-        progress(
-          `warm round ${round + 1}/${SETTINGS.rounds} ${side.padEnd(8)}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ${result.mbPerSec.toFixed(0)} MB/s`,
-        );
-      }
-    }
+    const load = await warmLoad({ function: servers.function.url, floor: servers.floor.url }, ['function', 'floor'], 'warm');
     if (source.downloads !== before) throw new Error('the function downloaded during the warm load: the image was not fresh');
-    const sum = (side: Side) => {
-      const list = runs[side];
-      const requests = list.reduce((n, r) => n + r.requests, 0);
-      const seconds = list.reduce((n, r) => n + r.seconds, 0);
-      return {
-        reqPerSec: round(requests / seconds, 0),
-        p50Ms: median(list.map((r) => r.p50Ms)),
-        p99Ms: median(list.map((r) => r.p99Ms)),
-        mbPerSec: round(median(list.map((r) => r.mbPerSec)), 1),
-        rounds: list,
-      };
-    };
-    const fn = sum('function');
-    const base = sum('baseline');
-    const rss = { functionPeakMb: round(peakRssMb(servers.function.child.pid!)), baselinePeakMb: round(peakRssMb(servers.baseline.child.pid!)) };
-    progress(`warm: peak RSS function ${rss.functionPeakMb} MB, baseline ${rss.baselinePeakMb} MB`);
+    const rss = { functionPeakMb: round(peakRssMb(servers.function.child.pid!)), floorPeakMb: round(peakRssMb(servers.floor.child.pid!)) };
+    progress(`warm: peak RSS function ${rss.functionPeakMb} MB, floor ${rss.floorPeakMb} MB`);
     return {
       connections: SETTINGS.connections,
       secondsPerRound: SETTINGS.seconds,
       rounds: SETTINGS.rounds,
-      function: fn,
-      baseline: base,
-      throughputRatio: round(fn.reqPerSec / base.reqPerSec, 3),
-      bytes: { page: fnPage.body.length, image: image.length, ratio: round(fnPage.body.length / image.length, 3) },
+      ...load,
+      throughputRatio: round(load.function.reqPerSec / load.floor.reqPerSec, 3),
+      bytes: { page: page.body.length, image: image.length, ratio: round(page.body.length / image.length, 3) },
       rss,
     };
   } finally {
-    await Promise.all([servers.function.kill(), servers.baseline.kill()]);
+    await Promise.all(SERVERS.map((s) => servers[s].kill()));
   }
 }
 
 // ---------------------------------------------------------------- cold start
 
-/** Spawn to the first 200 that carries the whole page, polling every 2 ms on new connections. */
-async function coldStart(side: Side, dir: string, pageBytes: number): Promise<number> {
+/** A server of the given kind spawned on a free port, not waited for; the clock starts just before spawn(). */
+async function spawnServer(server: Server, dir: string): Promise<{ process: FunctionProcess; started: number; url: string; port: number }> {
   const port = await freePort();
   const started = performance.now();
-  const server = await startFunction({ ...fnEnv(dir), PORT: String(port) }, { entry: entryOf(side), cwd: code.dir, waitReady: false });
+  const child = await startFunction({ ...fnEnv(dir), PORT: String(port) }, { entry: entryOf(server), cwd: code.dir, waitReady: false });
+  return { process: child, started, url: `http://127.0.0.1:${port}/`, port };
+}
+
+const START_TIMEOUT_MS = 20_000;
+
+/** Spawn to the first 200 that carries the whole page, polling every 2 ms on new connections. */
+async function coldStart(server: Server, dir: string, pageBytes: number): Promise<number> {
+  const { process: child, started, url } = await spawnServer(server, dir);
   try {
     for (;;) {
-      const answer = await request(`http://127.0.0.1:${port}/`, 'GET', 10_000).catch(() => undefined);
+      const answer = await request(url, 'GET', 10_000).catch(() => undefined);
       if (answer?.status === 200 && answer.body.length === pageBytes) return performance.now() - started;
-      if (answer !== undefined) throw new Error(`${side} cold start: ${answer.status} with ${answer.body.length} bytes`);
-      if (performance.now() - started > 20_000) throw new Error(`${side} cold start: no page within 20 s\n${server.output()}`);
+      if (answer !== undefined) throw new Error(`${server} cold start: ${answer.status} with ${answer.body.length} bytes`);
+      if (performance.now() - started > START_TIMEOUT_MS) throw new Error(`${server} cold start: no page within 20 s\n${child.output()}`);
       await sleep(2);
     }
   } finally {
-    await server.kill();
+    await child.kill();
   }
 }
 
 async function cold(image: Buffer, pageBytes: number): Promise<Results['coldStart']> {
   const dir = volume(image, Date.now());
-  const runs: Record<Side, number[]> = { function: [], baseline: [] };
+  const samples: Record<Server, number[]> = { function: [], floor: [], esm: [] };
   // One unmeasured start of each: node's binary and the modules in the page cache.
-  for (const side of orderOf(0)) await coldStart(side, dir, pageBytes);
+  for (const server of SERVERS) await coldStart(server, dir, pageBytes);
   for (let i = 0; i < SETTINGS.coldRuns; i++) {
-    for (const side of orderOf(i)) runs[side].push(round(await coldStart(side, dir, pageBytes)));
-    progress(`cold start ${i + 1}/${SETTINGS.coldRuns}: function ${runs.function.at(-1)} ms, baseline ${runs.baseline.at(-1)} ms`);
+    for (const server of rotation(SERVERS, i)) samples[server].push(round(await coldStart(server, dir, pageBytes)));
+    progress(`cold start ${i + 1}/${SETTINGS.coldRuns}: ${SERVERS.map((s) => `${s} ${samples[s].at(-1)} ms`).join(', ')}`);
   }
-  const fn = median(runs.function);
-  const base = median(runs.baseline);
+  const [fn, floor, esm] = SERVERS.map((s) => spread(samples[s])) as [ReturnType<typeof spread>, ReturnType<typeof spread>, ReturnType<typeof spread>];
   return {
     runs: SETTINGS.coldRuns,
-    function: { medianMs: round(fn), minMs: Math.min(...runs.function), maxMs: Math.max(...runs.function), samplesMs: runs.function },
-    baseline: { medianMs: round(base), minMs: Math.min(...runs.baseline), maxMs: Math.max(...runs.baseline), samplesMs: runs.baseline },
-    ratio: round(fn / base, 3),
+    function: fn,
+    floor,
+    esm,
+    ratio: round(fn.medianMs / floor.medianMs, 3),
+    esmRatio: round(esm.medianMs / floor.medianMs, 3),
+  };
+}
+
+// ---------------------------------------------------------------- burst at start
+
+/**
+ * Spawn, poll until the port accepts a TCP connection (a new one every 2 ms), then at once
+ * START_BURST GETs, each on its own connection, each timed from its creation to its last byte.
+ * Work a server defers past its first answer is paid here by the requests behind it.
+ */
+async function burstAtStartOnce(server: 'function' | 'floor', dir: string, pageBytes: number) {
+  const { process: child, started, url, port } = await spawnServer(server, dir);
+  let alive = true;
+  void child.exited.then(() => (alive = false));
+  try {
+    while (!(await accepts(port))) {
+      if (!alive || performance.now() - started > START_TIMEOUT_MS) throw new Error(`${server} never accepted on ${port}\n${child.output()}`);
+      await sleep(2);
+    }
+    const acceptMs = performance.now() - started;
+    const answers = await Promise.all(Array.from({ length: START_BURST }, () => request(url)));
+    const lastByteMs = performance.now() - started;
+    for (const a of answers) if (a.status !== 200 || a.body.length !== pageBytes) throw new Error(`${server} burst at start: ${a.status} with ${a.body.length} bytes`);
+    const ms = answers.map((a) => a.ms);
+    return { acceptMs: round(acceptMs), p50Ms: round(quantile(ms, 0.5)), p99Ms: round(quantile(ms, 0.99)), lastByteMs: round(lastByteMs) };
+  } finally {
+    await child.kill();
+  }
+}
+
+async function burstAtStart(image: Buffer, pageBytes: number): Promise<Results['startBurst']> {
+  const dir = volume(image, Date.now());
+  type Run = Awaited<ReturnType<typeof burstAtStartOnce>>;
+  const runs: Record<'function' | 'floor', Run[]> = { function: [], floor: [] };
+  for (let i = 0; i < SETTINGS.startBurstRuns; i++) {
+    for (const server of abba<'function' | 'floor'>(['function', 'floor'], i)) runs[server].push(await burstAtStartOnce(server, dir, pageBytes));
+    const line = (s: 'function' | 'floor') => `${s} p50 ${runs[s].at(-1)!.p50Ms} ms p99 ${runs[s].at(-1)!.p99Ms} ms (accepting after ${runs[s].at(-1)!.acceptMs} ms)`;
+    progress(`burst at start ${i + 1}/${SETTINGS.startBurstRuns}: ${line('function')}; ${line('floor')}`);
+  }
+  const figures = (list: Run[]) => ({
+    p50Ms: round(median(list.map((r) => r.p50Ms))),
+    p99Ms: round(median(list.map((r) => r.p99Ms))),
+    acceptMs: round(median(list.map((r) => r.acceptMs))),
+    lastByteMs: round(median(list.map((r) => r.lastByteMs))),
+    runs: list,
+  });
+  const fn = figures(runs.function);
+  const floor = figures(runs.floor);
+  return {
+    requests: START_BURST,
+    runs: SETTINGS.startBurstRuns,
+    function: fn,
+    floor,
+    p50Ratio: round(fn.p50Ms / floor.p50Ms, 3),
+    p99Ratio: round(fn.p99Ms / floor.p99Ms, 3),
   };
 }
 
@@ -270,10 +354,56 @@ async function refreshCost(image: Buffer, width: number | undefined) {
   return { imageWidth: width ?? null, firstMs: median(first), nextMs: median(again), firstSamplesMs: first, nextSamplesMs: again, peakRssMb: round(peakMb) };
 }
 
+// ---------------------------------------------------------------- through of-watchdog
+
+/** `fwatchdog --version` prints `Version: 0.11.6	SHA: 9bdadb1` (through Go's log, on stderr). */
+function watchdogVersion(bin: string): string {
+  const run = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const found = /Version:\s*(\S+)\s+SHA:\s*(\S+)/.exec(`${run.stdout ?? ''}${run.stderr ?? ''}`);
+  return found ? `${found[1]} (${found[2]})` : 'unknown version';
+}
+
+/**
+ * The warm load through of-watchdog (OF_WATCHDOG_BIN) and straight to the function behind it,
+ * the same process, in ABBA rounds: what the extra proxy costs. On Knative queue-proxy already
+ * is a proxy in front of the container, and the Service runs `node dist/index.js` without one.
+ */
+async function throughWatchdog(image: Buffer): Promise<Results['watchdog']> {
+  const bin = process.env.OF_WATCHDOG_BIN;
+  if (!bin) return { measured: false, note: 'not measured (set OF_WATCHDOG_BIN)' };
+  const version = watchdogVersion(bin);
+  // The real of-watchdog serves its metrics on a fixed port: a second one cannot start.
+  if (await accepts(8081)) throw new Error('port 8081 (of-watchdog\'s metrics) is in use, probably by another of-watchdog: run again when it is free, or without OF_WATCHDOG_BIN');
+  if (process.execPath.includes(' ')) throw new Error(`of-watchdog splits fprocess on spaces, and node's path has one: ${process.execPath}`);
+  const dir = volume(image, Date.now());
+  const watchdog = await startWatchdog(fnEnv(dir, { fprocess: `${process.execPath} ${code.functionEntry}` }));
+  try {
+    const direct = `http://127.0.0.1:${watchdog.upstreamPort}/`;
+    await eventually(async () => (await request(watchdog.url, 'GET', 10_000).catch(() => undefined))?.status === 200, 15_000, 'the function answers through of-watchdog');
+    const page = samePage({ 'through of-watchdog': await request(watchdog.url), direct: await request(direct) });
+    progress(`of-watchdog ${version}: the same page through it and direct (${page.body.length} bytes); warm-up ${SETTINGS.warmupSeconds} s each`);
+    const load = await warmLoad({ watchdog: watchdog.url, direct }, ['watchdog', 'direct'], 'of-watchdog');
+    return {
+      measured: true,
+      version,
+      connections: SETTINGS.connections,
+      secondsPerRound: SETTINGS.seconds,
+      rounds: SETTINGS.rounds,
+      ...load,
+      throughputRatio: round(load.watchdog.reqPerSec / load.direct.reqPerSec, 3),
+    };
+  } finally {
+    await watchdog.destroy();
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  progress(`${SHORT ? 'short' : 'full'} mode; building the function and the baseline`);
+  // Before anything of ours runs: the load the other work on the machine puts on it.
+  const host = machine(os);
+  if (!process.version.startsWith('v22.')) progress(`warning: this is Node ${process.version}, not 22 (the container's): run it with npm run bench`);
+  progress(`${SHORT ? 'short' : 'full'} mode on Node ${process.version} (machine's node ${host.machineNode}), load average ${host.loadAverageAtStart.join(' ')}; building`);
   code = await build();
   progress(`built in ${Math.round(code.ms)} ms into ${code.dir}`);
   volumes = path.join(code.dir, 'volumes');
@@ -284,23 +414,27 @@ async function main(): Promise<void> {
 
     const w = await warm(image);
     const coldStartFigures = await cold(image, w.bytes.page);
+    const startBurstFigures = await burstAtStart(image, w.bytes.page);
     const burstFiguresAll = await staleBurst(image);
     const refreshOriginal = await refreshCost(image, undefined);
     const refreshResized = await refreshCost(image, RESIZE_WIDTH);
+    const watchdogFigures = await throughWatchdog(image);
 
     const { bytes, rss, ...warmFigures } = w;
     const results: Results = {
       date: new Date().toISOString(),
       mode: SHORT ? 'short' : 'full',
-      machine: machine(os),
+      machine: { ...host, loadAverageAtEnd: os.loadavg().map((v) => round(v, 2)) },
       loadGenerator: `autocannon 8 CLI in its own process, ${SETTINGS.connections} connections, on the same ${os.availableParallelism()}-core machine as the server`,
       image: { bytes: image.length, ...IMAGE, made: `makeJpeg(100, ${IMAGE.width}, ${IMAGE.height}, true)` },
       warm: warmFigures,
       coldStart: coldStartFigures,
+      startBurst: startBurstFigures,
       staleBurst: burstFiguresAll,
       refresh: { original: refreshOriginal, resized: refreshResized },
-      rss: { ...rss, afterRefreshPeakMb: Math.max(refreshOriginal.peakRssMb, refreshResized.peakRssMb) },
+      rss: { ...rss, afterRefreshesOriginalMb: refreshOriginal.peakRssMb, afterRefreshesResizedMb: refreshResized.peakRssMb },
       bytes,
+      watchdog: watchdogFigures,
       targets: [],
       durationSeconds: 0,
     };

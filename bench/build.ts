@@ -1,7 +1,8 @@
 // A private build for one bench run: the function compiled exactly as
-// `npm run build` compiles it (the same two tsc projects), and the baseline,
-// in a temporary folder. A concurrent `npm run build` (rm -rf dist) or a test
-// run in the same checkout cannot change the code under a measurement.
+// `npm run build` compiles it (the same two tsc projects), the floor (CommonJS)
+// and the bare ESM server, in a temporary folder. A concurrent `npm run build`
+// (rm -rf dist) or a test run in the same checkout cannot change the code under
+// a measurement.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +13,10 @@ export interface Build {
   dir: string;
   /** `node <functionEntry>`: the container's fprocess. */
   functionEntry: string;
-  baselineEntry: string;
+  /** bench/floor.cts and page.ts as CommonJS. */
+  floorEntry: string;
+  /** bench/bare-esm.ts and page.ts as ES modules. */
+  esmEntry: string;
   ms: number;
   remove(): void;
 }
@@ -27,15 +31,21 @@ function tsc(args: string[]): Promise<void> {
   });
 }
 
-/** The baseline and page.ts, type-stripped one file at a time (no checking: `npm run typecheck` does that). */
-async function transpile(files: string[], outDir: string): Promise<void> {
+/**
+ * A bare server and page.ts, type-stripped one file at a time (no checking: `npm run
+ * typecheck` does that) into a folder whose package.json says which module system they are.
+ */
+async function transpile(files: string[], outDir: string, type: 'commonjs' | 'module'): Promise<void> {
   const ts = (await import('typescript')).default;
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'package.json'), JSON.stringify({ type, private: true }));
+  const module = type === 'commonjs' ? ts.ModuleKind.CommonJS : ts.ModuleKind.ESNext;
   for (const file of files) {
     const out = ts.transpileModule(readFileSync(path.join(repoRoot, file), 'utf8'), {
       fileName: file,
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, rewriteRelativeImportExtensions: true },
+      compilerOptions: { module, target: ts.ScriptTarget.ES2022, esModuleInterop: true, rewriteRelativeImportExtensions: true },
     });
-    const target = path.join(outDir, file.replace(/\.ts$/, '.js'));
+    const target = path.join(outDir, file.replace(/\.c?ts$/, '.js'));
     mkdirSync(path.dirname(target), { recursive: true });
     writeFileSync(target, out.outputText);
   }
@@ -44,15 +54,15 @@ async function transpile(files: string[], outDir: string): Promise<void> {
 export async function build(): Promise<Build> {
   const started = performance.now();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'todo-app-bench-'));
-  // The baseline is ESM as in the repository; the repository's node_modules for pino, got, sharp.
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+  // The repository's node_modules for pino, got, sharp.
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   const app = path.join(dir, 'app');
   try {
     await Promise.all([
       tsc(['-p', 'tsconfig.function.json', '--outDir', path.join(app, 'function')]),
       tsc(['-p', 'tsconfig.wrapper.json', '--outDir', app]),
-      transpile(['bench/baseline.ts', 'functions/todo-app/page.ts'], path.join(dir, 'baseline')),
+      transpile(['bench/floor.cts', 'functions/todo-app/page.ts'], path.join(dir, 'floor'), 'commonjs'),
+      transpile(['bench/bare-esm.ts', 'functions/todo-app/page.ts'], path.join(dir, 'esm'), 'module'),
     ]);
     // As npm run build and the image: the wrapper and the function are CommonJS.
     copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(app, 'package.json'));
@@ -64,7 +74,8 @@ export async function build(): Promise<Build> {
   return {
     dir,
     functionEntry: path.join(app, 'index.js'),
-    baselineEntry: path.join(dir, 'baseline/bench/baseline.js'),
+    floorEntry: path.join(dir, 'floor/bench/floor.js'),
+    esmEntry: path.join(dir, 'esm/bench/bare-esm.js'),
     ms: performance.now() - started,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };

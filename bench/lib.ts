@@ -1,9 +1,10 @@
-// Small tools of the benchmark: one HTTP request timed to its last byte, the
-// volume as the function lays it out, /proc figures, medians, and autocannon
-// run as its own process.
+// Small tools of the benchmark: one HTTP request timed to its last byte, a
+// port probe, the volume as the function lays it out, /proc figures, medians
+// and quartiles, and autocannon run as its own process.
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../test/support/fn.ts';
 
@@ -35,6 +36,18 @@ export function request(url: string, method = 'GET', timeoutMs = 30_000): Promis
   });
 }
 
+/** Whether something accepts a TCP connection on the port now (one new connection, closed at once). */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 /** The seed app's layout: `image.jpg` and `.ts` (ISO 8601 download time). */
 export function writeVolume(dir: string, image: Buffer, fetchedAt: number): void {
   mkdirSync(dir, { recursive: true });
@@ -50,11 +63,40 @@ export function peakRssMb(pid: number): number {
   return kb / 1024;
 }
 
-export function median(values: number[]): number {
+/** The q-quantile (0..1), linear between the two nearest ranks (numpy's default); quantile(v, 0.5) is the median. */
+export function quantile(values: number[], q: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const at = (sorted.length - 1) * q;
+  const below = Math.floor(at);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below]! + (sorted[above]! - sorted[below]!) * (at - below);
+}
+
+export function median(values: number[]): number {
+  return quantile(values, 0.5);
+}
+
+export interface Spread {
+  medianMs: number;
+  /** The interquartile range: p25 and p75. */
+  p25Ms: number;
+  p75Ms: number;
+  minMs: number;
+  maxMs: number;
+  samplesMs: number[];
+}
+
+/** Median and interquartile range of timings, in ms. */
+export function spread(samplesMs: number[]): Spread {
+  return {
+    medianMs: round(median(samplesMs)),
+    p25Ms: round(quantile(samplesMs, 0.25)),
+    p75Ms: round(quantile(samplesMs, 0.75)),
+    minMs: round(Math.min(...samplesMs)),
+    maxMs: round(Math.max(...samplesMs)),
+    samplesMs,
+  };
 }
 
 export function round(value: number, digits = 1): number {
@@ -65,7 +107,10 @@ export function round(value: number, digits = 1): number {
 export interface Machine {
   cpu: string;
   cores: number;
+  /** The Node every server and the bench ran on: the container's major (22). */
   node: string;
+  /** The machine's own `node` (scripts/node22.mjs says which, in TODO_APP_MACHINE_NODE); the same when run without it. */
+  machineNode: string;
   platform: string;
   memoryGb: number;
   loadAverageAtStart: number[];
@@ -82,6 +127,7 @@ export function machine(os: typeof import('node:os')): Machine {
     cpu,
     cores: os.availableParallelism(),
     node: process.version,
+    machineNode: process.env.TODO_APP_MACHINE_NODE || process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     memoryGb: round(os.totalmem() / 2 ** 30, 1),
     loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),

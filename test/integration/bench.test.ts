@@ -29,6 +29,7 @@ test('npm run bench -- --short runs every scenario and writes every figure', { t
   });
   assert.equal(run.code, 0, `bench exited ${run.code}\n${run.stderr}`);
   assert.match(run.stderr, /\[bench +[\d.]+ s\] cold start 1\//, 'progress lines on stderr');
+  assert.match(run.stderr, /\[bench +[\d.]+ s\] burst at start 1\//);
   assert.match(run.stdout, /warm throughput/, 'the table on stdout');
 
   const r = JSON.parse(readFileSync(path.join(out, 'short.json'), 'utf8'));
@@ -36,17 +37,28 @@ test('npm run bench -- --short runs every scenario and writes every figure', { t
   assert.ok(!Number.isNaN(Date.parse(r.date)));
   assert.ok(r.machine.cpu.length > 0);
   positive(r.machine.cores, 'machine.cores');
-  assert.match(r.machine.node, /^v\d+/);
+  assert.ok(Number(/^v(\d+)\./.exec(r.machine.node)?.[1]) >= 22, `the servers ran on Node 22 or later (the container's 22), not ${r.machine.node}`);
+  assert.match(r.machine.machineNode, /^v\d+/);
+  for (const key of ['loadAverageAtStart', 'loadAverageAtEnd']) assert.equal(r.machine[key].length, 3, `machine.${key}`);
 
-  for (const side of ['function', 'baseline']) {
+  for (const side of ['function', 'floor']) {
     for (const key of ['reqPerSec', 'mbPerSec']) positive(r.warm[side][key], `warm.${side}.${key}`);
     // autocannon reports whole milliseconds: a fast server's p50 may be 0.
     for (const key of ['p50Ms', 'p99Ms']) assert.ok(r.warm[side][key] >= 0, `warm.${side}.${key}`);
-    positive(r.coldStart[side].medianMs, `coldStart.${side}.medianMs`);
-    assert.equal(r.coldStart[side].samplesMs.length, r.coldStart.runs);
+    for (const key of ['p50Ms', 'p99Ms', 'acceptMs', 'lastByteMs']) positive(r.startBurst[side][key], `startBurst.${side}.${key}`);
+    assert.equal(r.startBurst[side].runs.length, r.startBurst.runs);
   }
   positive(r.warm.throughputRatio, 'warm.throughputRatio');
+  for (const side of ['function', 'floor', 'esm']) {
+    for (const key of ['medianMs', 'p25Ms', 'p75Ms']) positive(r.coldStart[side][key], `coldStart.${side}.${key}`);
+    assert.ok(r.coldStart[side].p25Ms <= r.coldStart[side].medianMs && r.coldStart[side].medianMs <= r.coldStart[side].p75Ms, `coldStart.${side}: p25 <= median <= p75`);
+    assert.equal(r.coldStart[side].samplesMs.length, r.coldStart.runs);
+  }
   positive(r.coldStart.ratio, 'coldStart.ratio');
+  positive(r.coldStart.esmRatio, 'coldStart.esmRatio');
+  assert.equal(r.startBurst.requests, 50);
+  positive(r.startBurst.p50Ratio, 'startBurst.p50Ratio');
+  positive(r.startBurst.p99Ratio, 'startBurst.p99Ratio');
 
   for (const kind of ['fresh', 'stale']) {
     positive(r.staleBurst[kind].medianMs, `staleBurst.${kind}.medianMs`);
@@ -63,14 +75,51 @@ test('npm run bench -- --short runs every scenario and writes every figure', { t
   }
   assert.equal(r.refresh.resized.imageWidth, 600);
 
-  for (const key of ['functionPeakMb', 'baselinePeakMb', 'afterRefreshPeakMb']) positive(r.rss[key], `rss.${key}`);
+  for (const key of ['functionPeakMb', 'floorPeakMb', 'afterRefreshesOriginalMb', 'afterRefreshesResizedMb']) positive(r.rss[key], `rss.${key}`);
   for (const key of ['page', 'image', 'ratio']) positive(r.bytes[key], `bytes.${key}`);
   assert.ok(r.bytes.page > r.bytes.image, 'the page holds the image as base64');
 
-  assert.equal(r.targets.length, 6);
-  for (const t of r.targets) assert.equal(typeof t.met, 'boolean', `target ${t.name}`);
+  // Through of-watchdog only with OF_WATCHDOG_BIN; without it the row says how to get it.
+  if (process.env.OF_WATCHDOG_BIN) {
+    assert.equal(r.watchdog.measured, true);
+    for (const side of ['watchdog', 'direct']) positive(r.watchdog[side].reqPerSec, `watchdog.${side}.reqPerSec`);
+    positive(r.watchdog.throughputRatio, 'watchdog.throughputRatio');
+  } else {
+    assert.deepEqual(r.watchdog, { measured: false, note: 'not measured (set OF_WATCHDOG_BIN)' });
+  }
 
+  assert.deepEqual(
+    r.targets.map((t: { key: string }) => t.key),
+    ['throughput', 'coldStart', 'rssAfterLoad', 'pageBytes', 'staleDownloads', 'staleMedian', 'rssAfterRefreshes'],
+  );
+  for (const t of r.targets) {
+    assert.equal(typeof t.met, 'boolean', `target ${t.name}`);
+    assert.ok(typeof t.value === 'number' && Number.isFinite(t.value), `target ${t.name} has a value`);
+  }
+
+  // Every row of the table, in the markdown the README shows.
   const md = readFileSync(path.join(out, 'short.md'), 'utf8');
-  assert.match(md, /\| figure \| todo-app \| bare node:http \|/);
-  assert.match(md, new RegExp(r.machine.node.replace(/\./g, '\\.')));
+  assert.match(md, /\| figure \| todo-app \| floor: bare CommonJS node:http \| ratio \| target \|/);
+  assert.match(md, new RegExp(`Node ${r.machine.node.replace(/\./g, '\\.')} \\(the machine's node: ${r.machine.machineNode.replace(/\./g, '\\.')}\\)`));
+  assert.match(md, /load average [\d.]+ [\d.]+ [\d.]+ at the start/);
+  const rows = [
+    /^\| warm throughput \(req\/s.*\| (met|\*\*missed\*\*) \|$/m,
+    /^\| warm latency p50 \/ p99 \(ms\) \| [\d.,]+ \/ [\d.,]+ \| [\d.,]+ \/ [\d.,]+ \|/m,
+    /^\| cold start, spawn → first 200 with the page \(median \(IQR\) of 3, ms\) \| [\d.,]+ \([\d.,]+–[\d.,]+\) \| [\d.,]+ \([\d.,]+–[\d.,]+\) \| [\d.,]+ \| ≤ 1\.25 \| (met|\*\*missed\*\*) \|$/m,
+    /^\| cold start of a bare ESM server.* \| [\d.,]+ \([\d.,]+–[\d.,]+\) \| [\d.,]+ \([\d.,]+–[\d.,]+\) \| [\d.,]+ \|/m,
+    /^\| burst at start: 50 GETs once the port accepts, p50 \/ p99 \(ms, median of 3\) \| [\d.,]+ \/ [\d.,]+ \| [\d.,]+ \/ [\d.,]+ \|/m,
+    /^\| burst at start: spawn → last byte of all 50 answers/m,
+    /^\| peak RSS after the load \(MB\) \| [\d.,]+ \| [\d.,]+ \|  \| ≤ 120 \|/m,
+    /^\| page bytes \/ image bytes \|.*\| ≤ 1\.4 \|/m,
+    /^\| downloads \(100 requests at once on 4 replicas.*\| = 1 \|/m,
+    /^\| latency median \/ max \(ms, 1 repetition\).*\| ≤ 1\.5 \|/m,
+    /^\| refresh cost, stale request → new page/m,
+    /^\| same with IMAGE_WIDTH=600 \| [\d.,]+ \| [\d.,]+ \|/m,
+    /^\| peak RSS after refreshes with IMAGE_WIDTH=600 \(MB, sharp loaded\) \| [\d.,]+ \|  \|  \| ≤ 100 \| (met|\*\*missed\*\*) \|$/m,
+    /^\| peak RSS after refreshes, original size \(MB\) \| [\d.,]+ \|/m,
+    process.env.OF_WATCHDOG_BIN
+      ? /^\| warm throughput through of-watchdog \S+ .*\| [\d,]+ \| [\d,]+ \| [\d.,]+ \|/m
+      : /^\| warm throughput through of-watchdog \| not measured \(set OF_WATCHDOG_BIN\) \|/m,
+  ];
+  for (const row of rows) assert.match(md, row);
 });

@@ -1,9 +1,10 @@
-// The limit for Node here: a bare node:http server that answers every request
-// with one prebuilt Buffer. The page is rendered by the function's own page.ts
-// from the image on the same volume, with the same TTL, so the bytes (and the
-// ETag) are the function's to the byte. It reads the volume at start as the
-// function does, so a cold start of this server is the floor for a cold start
-// of the function: node itself, node:http, one file read, one render.
+// The floor as it was before the function compiled to CommonJS, kept for
+// comparison: the same bare node:http server as floor.cts, but an ES module,
+// so `import http from 'node:http'` goes through Node's ESM wrapper of the
+// built-in (on Node 22 that reads every export, and node:http's lazy getters
+// load undici, tls, http2, zlib). The same page from the same volume, read the
+// way an ESM app reads it (top-level await); its cold start minus the floor's is
+// what ESM costs a server before it serves a byte.
 //
 // Environment: PORT, IMAGE_DIR, IMAGE_TTL_SECONDS (default 600), as the function.
 import { readFile } from 'node:fs/promises';
