@@ -6,7 +6,7 @@
 // way an ESM app reads it (top-level await); its cold start minus the floor's is
 // what ESM costs a server before it serves a byte.
 //
-// Environment: PORT, IMAGE_DIR, IMAGE_TTL_SECONDS (default 600), as the function.
+// Environment: PORT, IMAGE_DIR, IMAGE_URL, IMAGE_TTL_SECONDS (default 600), as the function.
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -14,9 +14,10 @@ import { renderPage } from '../functions/todo-app/page.ts';
 
 const dir = path.resolve(process.env.IMAGE_DIR ?? './data/images');
 const ttlMs = Number(process.env.IMAGE_TTL_SECONDS ?? 600) * 1000;
-const [image, stamp] = await Promise.all([readFile(path.join(dir, 'image.jpg')), readFile(path.join(dir, '.ts'), 'utf8')]);
+const [image, stamp, verdict] = await Promise.all([readFile(path.join(dir, 'image.jpg')), readFile(path.join(dir, '.ts'), 'utf8'), readFile(path.join(dir, '.image.jpg.verified'), 'utf8')]);
 const fetchedAt = Date.parse(stamp.trim());
-const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs, source: new URL(process.env.IMAGE_URL ?? 'https://picsum.photos/1200') });
+const { photoId } = JSON.parse(verdict) as { photoId?: string };
+const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs, source: new URL(process.env.IMAGE_URL ?? 'https://picsum.photos/1200'), photoId });
 
 http
   .createServer((_req, res) => {

@@ -24,7 +24,10 @@ import { freePort } from '../test/support/ports.ts';
 import { makeJpeg, startSource, type ImageSource } from '../test/support/source.ts';
 import { startWatchdog } from '../test/support/watchdog.ts';
 import { build, type Build } from './build.ts';
-import { accepts, autocannon, machine, median, peakRssMb, quantile, request, round, sleep, spread, writeVolume, type Answer, type LoadResult } from './lib.ts';
+import { accepts, autocannon, machine, median, peakRssMb, quantile, request, round, sleep, spread, type Answer, type LoadResult } from './lib.ts';
+import { createLog } from '../functions/todo-app/log.ts';
+import { inspect, verdictOf } from '../functions/todo-app/picture.ts';
+import { Volume } from '../functions/todo-app/volume.ts';
 import { markdown, table, targets, type Results, type WarmSide } from './report.ts';
 
 const { values: args } = parseArgs({
@@ -65,9 +68,16 @@ let source: ImageSource;
 let volumes: string;
 let volumeCount = 0;
 
-function volume(image: Buffer, fetchedAt: number): string {
+/**
+ * A volume as the function leaves it after a download: image.jpg, .ts and the decode's verdict,
+ * written by the function's own Volume.writeImage. Without the verdict a cold start would
+ * decode the picture with sharp first, as it does once on a volume another app wrote.
+ */
+async function volume(image: Buffer, fetchedAt: number): Promise<string> {
   const dir = path.join(volumes, `v${++volumeCount}`);
-  writeVolume(dir, image, fetchedAt);
+  const saved = new Volume(dir, createLog('silent', undefined));
+  await saved.prepare();
+  await saved.writeImage(image, fetchedAt, verdictOf(await inspect(image, 10 * 1024 * 1024)));
   return dir;
 }
 
@@ -123,7 +133,7 @@ async function warmLoad<K extends string>(urls: Record<K, string>, names: [K, K]
 }
 
 async function warm(image: Buffer): Promise<Results['warm'] & { bytes: Results['bytes']; rss: Pick<Results['rss'], 'functionPeakMb' | 'floorPeakMb'> }> {
-  const dir = volume(image, Date.now());
+  const dir = await volume(image, Date.now());
   const servers = Object.fromEntries(
     await Promise.all(SERVERS.map(async (s) => [s, await startFunction(fnEnv(dir), { entry: entryOf(s), cwd: code.dir })] as const)),
   ) as Record<Server, FunctionProcess>;
@@ -181,7 +191,7 @@ async function coldStart(server: Server, dir: string, pageBytes: number): Promis
 }
 
 async function cold(image: Buffer, pageBytes: number): Promise<Results['coldStart']> {
-  const dir = volume(image, Date.now());
+  const dir = await volume(image, Date.now());
   const samples: Record<Server, number[]> = { function: [], floor: [], esm: [] };
   // One unmeasured start of each: node's binary and the modules in the page cache.
   for (const server of SERVERS) await coldStart(server, dir, pageBytes);
@@ -228,7 +238,7 @@ async function burstAtStartOnce(server: 'function' | 'floor', dir: string, pageB
 }
 
 async function burstAtStart(image: Buffer, pageBytes: number): Promise<Results['startBurst']> {
-  const dir = volume(image, Date.now());
+  const dir = await volume(image, Date.now());
   type Run = Awaited<ReturnType<typeof burstAtStartOnce>>;
   const runs: Record<'function' | 'floor', Run[]> = { function: [], floor: [] };
   for (let i = 0; i < SETTINGS.startBurstRuns; i++) {
@@ -269,7 +279,7 @@ const burstFigures = (ms: number[]) => ({ medianMs: round(median(ms)), maxMs: ro
 async function staleBurstOnce(image: Buffer, rep: number) {
   source.delayMs = BURST.sourceDelayMs;
   const stampedAt = Date.now();
-  const dir = volume(image, stampedAt);
+  const dir = await volume(image, stampedAt);
   const expiresAt = stampedAt + BURST.ttlSeconds * 1000;
   const env = fnEnv(dir, { IMAGE_TTL_SECONDS: String(BURST.ttlSeconds) });
   const replicas = await Promise.all(Array.from({ length: BURST.replicas }, () => startFunction(env, { entry: code.functionEntry, cwd: code.dir })));
@@ -335,7 +345,7 @@ async function refreshCost(image: Buffer, width: number | undefined) {
   const again: number[] = [];
   let peakMb = 0;
   for (let i = 1; i <= SETTINGS.refreshRuns; i++) {
-    const dir = volume(image, Date.now() - 3_600_000); // stale from the start
+    const dir = await volume(image, Date.now() - 3_600_000); // stale from the start
     const env = fnEnv(dir, { IMAGE_TTL_SECONDS: '1', ...(width === undefined ? {} : { IMAGE_WIDTH: String(width) }) });
     const fn = await startFunction(env, { entry: code.functionEntry, cwd: code.dir });
     try {
@@ -375,7 +385,7 @@ async function throughWatchdog(image: Buffer): Promise<Results['watchdog']> {
   // The real of-watchdog serves its metrics on a fixed port: a second one cannot start.
   if (await accepts(8081)) throw new Error('port 8081 (of-watchdog\'s metrics) is in use, probably by another of-watchdog: run again when it is free, or without OF_WATCHDOG_BIN');
   if (process.execPath.includes(' ')) throw new Error(`of-watchdog splits fprocess on spaces, and node's path has one: ${process.execPath}`);
-  const dir = volume(image, Date.now());
+  const dir = await volume(image, Date.now());
   const watchdog = await startWatchdog(fnEnv(dir, { fprocess: `${process.execPath} ${code.functionEntry}` }));
   try {
     const direct = `http://127.0.0.1:${watchdog.upstreamPort}/`;

@@ -7,7 +7,7 @@
 // What a cold start of this server costs is node itself, node:http, two file
 // reads and one render: all the function cannot do without.
 //
-// Environment: PORT, IMAGE_DIR, IMAGE_TTL_SECONDS (default 600), as the function.
+// Environment: PORT, IMAGE_DIR, IMAGE_URL, IMAGE_TTL_SECONDS (default 600), as the function.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -17,7 +17,10 @@ const dir = path.resolve(process.env.IMAGE_DIR ?? './data/images');
 const ttlMs = Number(process.env.IMAGE_TTL_SECONDS ?? 600) * 1000;
 const image = readFileSync(path.join(dir, 'image.jpg'));
 const fetchedAt = Date.parse(readFileSync(path.join(dir, '.ts'), 'utf8').trim());
-const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, nextDueAt: fetchedAt + ttlMs });
+// The photo's id, when the source gave one, is in the verdict the function saved beside the image.
+const photoId = (JSON.parse(readFileSync(path.join(dir, '.image.jpg.verified'), 'utf8')) as { photoId?: string }).photoId;
+const source = new URL(process.env.IMAGE_URL ?? 'https://picsum.photos/1200');
+const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs, source, photoId });
 
 http
   .createServer((_req, res) => {

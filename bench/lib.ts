@@ -2,7 +2,7 @@
 // port probe, the volume as the function lays it out, /proc figures, medians
 // and quartiles, and autocannon run as its own process.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -46,13 +46,6 @@ export function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-/** The seed app's layout: `image.jpg` and `.ts` (ISO 8601 download time). */
-export function writeVolume(dir: string, image: Buffer, fetchedAt: number): void {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'image.jpg'), image);
-  writeFileSync(path.join(dir, '.ts'), new Date(fetchedAt).toISOString());
 }
 
 /** Peak resident set size of a live process, in MB (VmHWM). */
