@@ -8,7 +8,7 @@
 // pino itself is loaded with the first line written, not at start: requiring it
 // costs 10-16 ms on Node 22 (it loads its transport, thread-stream and
 // worker_threads whatever the options), a third of a cold start's budget. The
-// handler writes its start line once the first answer is out.
+// handler writes its start line once the requests of a cold start are answered.
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
