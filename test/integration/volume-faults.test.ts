@@ -44,8 +44,17 @@ function refusesWrites(dir: string): boolean {
   }
 }
 
-function logged(fn: FunctionProcess, msg: string): Record<string, unknown> | undefined {
-  return fn.logs().find((line) => line.msg === msg);
+/**
+ * The log line, once it arrived: the new page is served before the save is tried (and fails),
+ * and a process's output reaches the test a moment after it is written.
+ */
+async function logged(fn: FunctionProcess, msg: string, withinMs = 3000): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const line = fn.logs().find((l) => l.msg === msg);
+    if (line !== undefined || Date.now() > deadline) return line;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 describe('the volume misbehaves', () => {
@@ -206,8 +215,8 @@ describe('the volume misbehaves', () => {
       'the new image is served from memory',
     );
     assert.ok(source.served.some((picture) => picture.equals(fresh)), 'it is the downloaded picture, intact');
-    const lock = logged(fn, 'cannot take the refresh lock (volume not writable?); refreshing without it');
-    const save = logged(fn, 'cannot save the image on the volume; serving it from memory');
+    const lock = await logged(fn, 'cannot take the refresh lock (volume not writable?); refreshing without it');
+    const save = await logged(fn, 'cannot save the image on the volume; serving it from memory');
     assert.ok(lock, `the log says the lock could not be made:\n${fn.output()}`);
     assert.ok(save, `the log says the image could not be saved:\n${fn.output()}`);
     assert.ok(['EROFS', 'EPERM', 'EACCES'].includes(String(save.code)), `the log gives the system's reason: ${String(save.code)}`);
@@ -231,7 +240,7 @@ describe('the volume misbehaves', () => {
     assert.equal(first.status, 503, 'no image and no source: 503');
     assert.ok(Number(first.headers.get('retry-after')) >= 1, 'with Retry-After');
     assert.match(first.body, /could not be fetched/);
-    assert.ok(logged(fn, 'refresh failed'), `the log says why:\n${fn.output()}`);
+    assert.ok(await logged(fn, 'refresh failed'), `the log says why:\n${fn.output()}`);
 
     source.mode = 'ok';
     const image = await eventually(
@@ -243,7 +252,7 @@ describe('the volume misbehaves', () => {
       'the function recovers by itself and serves the image from memory',
     );
     assert.ok(source.served.some((picture) => picture.equals(image)));
-    assert.ok(logged(fn, 'cannot save the image on the volume; serving it from memory'), `the log says the save failed:\n${fn.output()}`);
+    assert.ok(await logged(fn, 'cannot save the image on the volume; serving it from memory'), `the log says the save failed:\n${fn.output()}`);
     assert.deepEqual(fs.readdirSync(writable), [], 'nothing was written');
     assert.equal(fn.child.exitCode, null, 'the process lives');
   });
@@ -253,13 +262,13 @@ describe('the volume misbehaves', () => {
     const base = tempDir();
     fs.writeFileSync(path.join(base, 'file'), 'not a folder');
     const fn = await start({ IMAGE_DIR: path.join(base, 'file', 'images') });
-    const created = logged(fn, 'IMAGE_DIR cannot be created; images will live in memory only');
+    const created = await logged(fn, 'IMAGE_DIR cannot be created; images will live in memory only');
     assert.ok(created, `the start-up log says the folder cannot be made:\n${fn.output()}`);
     assert.equal(created.code, 'ENOTDIR');
     const first = await page(fn);
     assert.equal(first.status, 200, 'the first request waits for the download and gets it from memory');
     assert.ok(source.served.some((picture) => picture.equals(imageOf(first.body))));
-    assert.ok(logged(fn, 'cannot save the image on the volume; serving it from memory'), `the log says the save failed:\n${fn.output()}`);
+    assert.ok(await logged(fn, 'cannot save the image on the volume; serving it from memory'), `the log says the save failed:\n${fn.output()}`);
     assert.equal(fs.readFileSync(path.join(base, 'file'), 'utf8'), 'not a folder');
     assert.equal((await page(fn)).status, 200);
     assert.equal(fn.child.exitCode, null, 'the process lives');
@@ -312,7 +321,7 @@ describe('the volume misbehaves', () => {
       'the new image is served from memory',
     );
     assert.deepEqual(fresh, big.pictures[0], 'the page carries the whole new picture');
-    const save = logged(fn, 'cannot save the image on the volume; serving it from memory');
+    const save = await logged(fn, 'cannot save the image on the volume; serving it from memory');
     assert.ok(save, `the log says the save failed:\n${fn.output()}`);
     assert.equal(save.code, how === 'tmpfs' ? 'ENOSPC' : 'EFBIG', "the log gives the system's reason");
     assert.deepEqual(fs.readFileSync(path.join(dir, 'image.jpg')), old, 'image.jpg is the old image, byte for byte');
