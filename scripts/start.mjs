@@ -6,6 +6,7 @@
 // process ends with the function's own exit code.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import readline from 'node:readline';
 
 const require = createRequire(import.meta.url);
@@ -40,7 +41,8 @@ process.on('SIGTERM', () => child.kill('SIGTERM'));
 process.on('SIGHUP', () => child.kill('SIGTERM'));
 process.on('exit', () => child.kill('SIGKILL'));
 child.on('exit', (code, signal) => {
-  process.exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 2);
+  // A shell's convention for a process ended by a signal: 128 + its number.
+  process.exitCode = code ?? 128 + (os.constants.signals[signal] ?? 0);
 });
 child.on('error', (error) => {
   process.stderr.write(`npm start: ${error.message}\n`);

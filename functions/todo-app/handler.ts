@@ -74,7 +74,8 @@ function logStart(): void {
   startLogged = true;
   clearTimeout(startTimer);
   const { imageUrl, ...rest } = config;
-  const image = { ...cache.age(), state: cache.fresh() ? 'fresh' : Number.isFinite(cache.age().ageSeconds) ? 'stale' : 'none' };
+  const age = cache.age();
+  const image = { ...age, state: cache.fresh() ? 'fresh' : age.ageSeconds === undefined ? 'none' : 'stale' };
   log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
 }
 

@@ -5,8 +5,8 @@
 // another replica may have finished while we waited.
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { renderPage, type Page } from './page.js';
-import { inspect, photoIdOf, verdictOf, type Picture } from './picture.js';
+import { photoIdOf, renderPage, type Page } from './page.js';
+import { inspect, verdictOf, type Picture } from './picture.js';
 import { download } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
 import { LOCK_STALE_MS, type Volume } from './volume.js';

@@ -84,6 +84,11 @@ export function sourceName(source: URL): string {
   return source.hostname === 'picsum.photos' ? 'Lorem Picsum' : source.host;
 }
 
+/** Lorem Picsum's ids are small numbers; anything else from a header or the volume is not shown. */
+export function photoIdOf(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\d{1,10}$/.test(value) ? value : undefined;
+}
+
 /** HTTP dates have whole seconds: Last-Modified and If-Modified-Since compare in seconds. */
 function httpDate(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toUTCString();
@@ -92,7 +97,7 @@ function httpDate(ms: number): string {
 export function renderPage(input: PageInput): Page {
   const from = escape(sourceName(input.source));
   // Picsum's image answers name the photo, not its author: its info page does, so link there.
-  const id = input.photoId !== undefined && /^\d{1,10}$/.test(input.photoId) ? input.photoId : undefined;
+  const id = photoIdOf(input.photoId);
   const credit =
     id === undefined
       ? `A photo from ${from}`

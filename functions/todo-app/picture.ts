@@ -3,6 +3,7 @@
 // sharp is imported on first use: a cold start with a verified image never loads it.
 import { createHash } from 'node:crypto';
 import type { Metadata, Sharp, SharpOptions } from 'sharp';
+import { photoIdOf } from './page.js';
 
 /** 8192 x 8192: far above Picsum's sizes, far below what could exhaust memory. */
 export const MAX_INPUT_PIXELS = 8192 * 8192;
@@ -36,10 +37,6 @@ export interface Picture {
   photoId?: string | undefined;
 }
 
-/** Lorem Picsum's ids are small numbers; anything else from a header is not shown. */
-export function photoIdOf(value: unknown): string | undefined {
-  return typeof value === 'string' && /^\d{1,10}$/.test(value) ? value : undefined;
-}
 
 export class PictureError extends Error {
   readonly code = 'UNDECODABLE';

@@ -69,10 +69,17 @@ const DISCARD_LIMIT_BYTES = 64 * 1024;
 const LINGER_MS = 2_000;
 /** Node's default (300 s) would let a slow upload hold a connection and its buffer for 5 minutes. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Below the request timeout: Node refuses a headers timeout above it, and its default (60 s) is. */
+const HEADERS_TIMEOUT_MS = 20_000;
 
 function fatal(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(1);
+}
+
+/** An error of the function's, in the JSON line shape its logs use; the wrapper has no logger of its own. */
+function reportError(msg: string, error: unknown): void {
+  process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg, err: String(error) })}\n`);
 }
 
 /** Status codes whose answers carry no body and no Content-Length (RFC 9110 6.4.1, 8.6). */
@@ -105,11 +112,12 @@ class Context implements FunctionContext {
     if (this.done) return;
     this.done = true;
     const headers: Record<string, string | number> = {};
-    let json = false;
+    let typed = false;
     for (const [name, value] of Object.entries(this.values)) {
+      const lower = name.toLowerCase();
       // The framing is ours: a Content-Length that is not the bytes sent breaks the kept-alive connection.
-      if (name.toLowerCase() === 'content-length' || name.toLowerCase() === 'transfer-encoding') continue;
-      if (name.toLowerCase() === 'content-type') json = true;
+      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
+      if (lower === 'content-type') typed = true;
       headers[name] = value;
     }
     if (bodiless(this.code)) {
@@ -121,7 +129,7 @@ class Context implements FunctionContext {
     if (typeof body === 'string' || Buffer.isBuffer(body)) payload = body;
     else if (body !== undefined) {
       payload = JSON.stringify(body);
-      if (!json) headers['Content-Type'] = 'application/json';
+      if (!typed) headers['Content-Type'] = 'application/json';
     }
     headers['Content-Length'] = Buffer.byteLength(payload);
     closeAfterAnswer(this.req, this.res, headers);
@@ -134,7 +142,7 @@ class Context implements FunctionContext {
   fail(error: unknown): void {
     if (this.done) return;
     this.done = true;
-    process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'handler failed', err: String(error) })}\n`);
+    reportError('handler failed', error);
     if (this.res.headersSent) {
       this.res.destroy();
       return;
@@ -297,7 +305,7 @@ async function main(): Promise<void> {
     else res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 }).end('OK');
   };
 
-  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: Math.min(20_000, REQUEST_TIMEOUT_MS) }, (req, res) => {
+  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
     if (stopped) res.setHeader('Connection', 'close');
     if (!platform.watchdog && pathOf(req.url ?? '/') === '/_/health') {
       req.resume();
@@ -335,7 +343,7 @@ async function main(): Promise<void> {
     const { acceptMs, withinMs, finishMs } = shutdownPlan(platform, signal);
     const work = Promise.resolve()
       .then(() => fn.close?.({ signal, withinMs }))
-      .catch((error: unknown) => process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'close failed', err: String(error) })}\n`));
+      .catch((error: unknown) => reportError('close failed', error));
     // healthcheck_interval of 0 or less: the watchdog never stops forwarding (Go's time.Tick
     // returns nil), so neither do we; the kubelet ends both after the grace period.
     if (acceptMs === Infinity) return;
