@@ -269,9 +269,11 @@ async function main(): Promise<void> {
     fatal((error as Error).message);
   }
   const lock = lockFileOps(platform);
-  // /tmp is an emptyDir that outlives a crashed container: a lock left by the last run would
-  // tell the probes we are ready before we listen.
+  // /tmp is an emptyDir that outlives a crashed container, and faas-netes probes from its first
+  // second: the lock lives only as long as this process. Removed at start (a run killed with
+  // SIGKILL left it) and at every exit this process gets to make (process.exit, a crash).
   lock.remove();
+  process.on('exit', () => lock.remove());
 
   let fn: FunctionModule;
   try {

@@ -220,6 +220,18 @@ describe('todo-app behind of-watchdog, with the image environment', { timeout: 2
     }
   });
 
+  it("a function that dies takes the lock file with it: the next container's probes see no stale lock", async () => {
+    const w = await run({ ENABLE_SHUTDOWN: 'true' });
+    await eventually(async () => (await status(`${w.url}/_/health`)) === 200, 10_000, 'ready');
+    assert.ok(fs.existsSync(w.lockFile));
+    // The course's crash: exit code 1. /tmp (an emptyDir) outlives the container, and
+    // faas-netes probes from the container's first second (chart/openfaas/values.yaml:
+    // initialDelaySeconds 0): a lock left here would say "ready" before the next node listens.
+    assert.equal(await status(`${w.url}/_shutdown`), 200);
+    assert.deepEqual(await w.exited, { code: 1, signal: null }, 'the watchdog exits when its function dies');
+    assert.equal(fs.existsSync(w.lockFile), false, 'the lock file is gone with the function');
+  });
+
   const sequence: Array<{ request: string; method?: string; status: number; check?: (a: Answer, page: Answer) => void }> = [
     { request: 'GET / HTTP/1.1\r\nHost: fn\r\n\r\n', status: 200 },
     {
