@@ -72,11 +72,15 @@ export function pageCacheControl(policy: CachePolicy, left: number): string {
 }
 
 /**
- * The 503's: a shared cache may answer it for its Retry-After and not a second more, so a
- * herd of readers while the source is down reaches a replica once per Retry-After; never a
- * stale 503 (s-maxage forbids it, as above), and a browser keeps none (max-age=0).
+ * The 503's: a shared cache may answer it while its Retry-After runs and not past it, so a
+ * herd of readers while the source is down reaches a replica about once per Retry-After,
+ * and a reader who comes back as told is not handed the same 503 again. One second less
+ * than Retry-After: caches count in whole seconds, and nginx keeps a stored answer through
+ * the second its lifetime ends in (src/http/ngx_http_file_cache.c: valid_sec = ngx_time()
+ * + max-age, stale only once `valid_sec < now`), up to a second longer. Never a stale 503
+ * (s-maxage forbids it, as above), and a browser keeps none (max-age=0).
  */
 export function unavailableCacheControl(policy: CachePolicy, retryAfterSeconds: number): string {
-  if (policy.maxAgeSeconds === 0) return 'no-store';
-  return `max-age=0, s-maxage=${Math.min(retryAfterSeconds, policy.maxAgeSeconds ?? Infinity)}`;
+  const shared = Math.min(retryAfterSeconds - 1, policy.maxAgeSeconds ?? Infinity);
+  return shared < 1 ? 'no-store' : `max-age=0, s-maxage=${shared}`;
 }

@@ -150,8 +150,9 @@ describe('the page', async () => {
     const down = renderUnavailable(7, picsum);
     const text = down.body.toString();
     assert.equal(down.headers['Retry-After'], 7);
-    // A shared cache answers it for its Retry-After and no longer, never stale; a browser keeps none.
-    assert.equal(down.headers['Cache-Control'], 'max-age=0, s-maxage=7');
+    // A shared cache answers it within its Retry-After (a second less: caches count whole seconds), never stale; a browser keeps none.
+    assert.equal(down.headers['Cache-Control'], 'max-age=0, s-maxage=6');
+    assert.equal(renderUnavailable(1, picsum).headers['Cache-Control'], 'no-store');
     assert.equal(renderUnavailable(7, picsum, { maxAgeSeconds: 0, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 10 }).headers['Cache-Control'], 'no-store');
     assert.equal(renderUnavailable(7, picsum, { maxAgeSeconds: 3, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 10 }).headers['Cache-Control'], 'max-age=0, s-maxage=3');
     assert.match(text, /could not be fetched from Lorem Picsum yet\. This page tries again in 7 seconds\./);
