@@ -25,8 +25,9 @@ export interface CachePolicy {
  * How long past its max-age a cache may give out the page while it asks a replica for the
  * next one. A replica answers at once, with the old page while its own refresh runs, so
  * this covers only the cache's round trip to a replica, and a pod's start when the
- * platform scaled to zero (Knative's activator holds the request until a pod is ready):
- * seconds at worst. Past it, a reader waits for a replica rather than see an older page.
+ * platform scaled to zero (its gateway or activator holds the request until a pod is
+ * ready): seconds at worst. Past it, a reader of a cache that keeps to it waits for a
+ * replica rather than see an older page.
  */
 export const DEFAULT_STALE_WHILE_REVALIDATE_SECONDS = 10;
 
@@ -48,8 +49,8 @@ export const DEFAULT_CACHE_POLICY: CachePolicy = {
  * past its TTL (its own refresh running, or backing off from a failing source): ask again
  * in a second. Not 0: nginx does not store an answer with max-age=0
  * (src/http/ngx_http_upstream.c, ngx_http_upstream_process_cache_control: n == 0 is not
- * cacheable) and Varnish stores it with no TTL, so every request would reach a replica
- * until the new image lands; with a source down for minutes, all of them would.
+ * cacheable), so behind it every request would reach a replica until the new image lands,
+ * and with a source down for minutes, all of them would.
  */
 export const RECHECK_SECONDS = 1;
 

@@ -137,6 +137,21 @@ describe('replicas on two nodes of one GlusterFS volume', () => {
     }
   });
 
+  test("the lock's mkdir is atomic across the two nodes: of two racing for one name, exactly one wins", async (t) => {
+    if (skipped(t)) return;
+    const [onA, onB] = folder();
+    fs.mkdirSync(onA, { recursive: true });
+    const rounds = 100;
+    const winners: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const name = `.lock-${i}`;
+      const tries = await Promise.allSettled([fs.promises.mkdir(path.join(onA, name)), fs.promises.mkdir(path.join(onB, name))]);
+      winners.push(tries.filter((r) => r.status === 'fulfilled').length);
+      for (const r of tries) if (r.status === 'rejected') assert.equal((r.reason as NodeJS.ErrnoException).code, 'EEXIST');
+    }
+    assert.deepEqual([...new Set(winners)], [1], `one winner in each of ${rounds} races`);
+  });
+
   test('four replicas, two per node, under load for four TTLs: one download per TTL, no torn or foreign picture on either node', async (t) => {
     if (skipped(t)) return;
     const [onA, onB] = folder();
