@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { eventually, repoRoot, startFunction, type FunctionProcess } from '../test/support/fn.ts';
 import { freePort } from '../test/support/ports.ts';
 import { makeJpeg, startSource, type ImageSource } from '../test/support/source.ts';
+import { nginxUnavailable, startEdgeCache } from '../test/support/edge-cache.ts';
 import { startWatchdog } from '../test/support/watchdog.ts';
 import { build, type Build } from './build.ts';
 import { accepts, autocannon, machine, median, peakRssMb, quantile, request, round, sleep, spread, type Answer, type LoadResult } from './lib.ts';
@@ -57,6 +58,12 @@ const BURST = { replicas: 4, requests: 100, sourceDelayMs: 1500, ttlSeconds: 5 }
 /** Requests fired at once as soon as a new server's port accepts: a scale from zero with a queue behind it. */
 const START_BURST = 50;
 const RESIZE_WIDTH = 600;
+/**
+ * The edge cache of k8s-volumes/cache/ (Debian's nginx) in front of 3 replicas: reads per second
+ * at the cache against one replica direct, and, with a short TTL, how many requests reach
+ * the replicas per TTL while it is read without a pause.
+ */
+const EDGE = SHORT ? { replicas: 3, ttlSeconds: 2, ttls: 3 } : { replicas: 3, ttlSeconds: 5, ttls: 3 };
 
 const began = performance.now();
 function progress(message: string): void {
@@ -407,6 +414,60 @@ async function throughWatchdog(image: Buffer): Promise<Results['watchdog']> {
   }
 }
 
+// ---------------------------------------------------------------- behind the edge cache
+
+/** The replicas' own count of the requests that reached them: their LOG_LEVEL=debug `request` lines. */
+const pageRequests = (replicas: FunctionProcess[]): number => replicas.reduce((n, r) => n + r.logs().filter((l) => l.msg === 'request' && l.path === '/').length, 0);
+
+async function behindEdgeCache(image: Buffer): Promise<Results['edge']> {
+  const unavailable = nginxUnavailable();
+  if (unavailable !== undefined) return { measured: false, note: `not measured (${unavailable})` };
+  const version = /nginx\/(\S+)/.exec(spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr ?? '')?.[1] ?? 'unknown version';
+
+  // Reads per second: a fresh image with the production TTL, the replicas at LOG_LEVEL=info.
+  const dir = await volume(image, Date.now());
+  const replicas = await Promise.all(Array.from({ length: EDGE.replicas }, () => startFunction(fnEnv(dir), { entry: code.functionEntry, cwd: code.dir })));
+  const cache = await startEdgeCache(replicas.map((r) => `127.0.0.1:${r.port}`));
+  let load: Record<'cache' | 'direct', WarmSide>;
+  try {
+    const page = samePage({ 'the edge cache': await request(`${cache.url}/`), direct: await request(replicas[0]!.url) });
+    progress(`edge cache: nginx ${version} in front of ${EDGE.replicas} replicas, the same page (${page.body.length} bytes); warm-up ${SETTINGS.warmupSeconds} s each`);
+    load = await warmLoad({ cache: `${cache.url}/`, direct: replicas[0]!.url }, ['cache', 'direct'], 'edge cache');
+  } finally {
+    await cache.close();
+    await Promise.all(replicas.map((r) => r.kill()));
+  }
+
+  // Requests per TTL: a short TTL, the replicas counting the requests that reach them.
+  const shortDir = await volume(image, Date.now());
+  const counted = await Promise.all(
+    Array.from({ length: EDGE.replicas }, () => startFunction(fnEnv(shortDir, { IMAGE_TTL_SECONDS: String(EDGE.ttlSeconds), LOG_LEVEL: 'debug' }), { entry: code.functionEntry, cwd: code.dir })),
+  );
+  const front = await startEdgeCache(counted.map((r) => `127.0.0.1:${r.port}`));
+  try {
+    const downloads = source.downloads;
+    const seconds = EDGE.ttlSeconds * EDGE.ttls;
+    const reads = await autocannon(`${front.url}/`, SETTINGS.connections, seconds);
+    const reached = pageRequests(counted);
+    const perTtl = round(reached / EDGE.ttls, 2);
+    progress(`edge cache: ${reads.requests} reads in ${seconds} s (TTL ${EDGE.ttlSeconds} s), ${reached} reached the replicas: ${perTtl} per TTL; ${source.downloads - downloads} downloads`);
+    return {
+      measured: true,
+      version,
+      replicas: EDGE.replicas,
+      connections: SETTINGS.connections,
+      secondsPerRound: SETTINGS.seconds,
+      rounds: SETTINGS.rounds,
+      ...load,
+      throughputRatio: round(load.cache.reqPerSec / load.direct.reqPerSec, 3),
+      perTtl: { ttlSeconds: EDGE.ttlSeconds, seconds, reads: reads.requests, reachedReplicas: reached, perTtl, downloads: source.downloads - downloads },
+    };
+  } finally {
+    await front.close();
+    await Promise.all(counted.map((r) => r.kill()));
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -429,6 +490,7 @@ async function main(): Promise<void> {
     const refreshOriginal = await refreshCost(image, undefined);
     const refreshResized = await refreshCost(image, RESIZE_WIDTH);
     const watchdogFigures = await throughWatchdog(image);
+    const edgeFigures = await behindEdgeCache(image);
 
     const { bytes, rss, ...warmFigures } = w;
     const results: Results = {
@@ -445,6 +507,7 @@ async function main(): Promise<void> {
       rss: { ...rss, afterRefreshesOriginalMb: refreshOriginal.peakRssMb, afterRefreshesResizedMb: refreshResized.peakRssMb },
       bytes,
       watchdog: watchdogFigures,
+      edge: edgeFigures,
       targets: [],
       durationSeconds: 0,
     };

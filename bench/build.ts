@@ -61,8 +61,8 @@ export async function build(): Promise<Build> {
     await Promise.all([
       tsc(['-p', 'tsconfig.function.json', '--outDir', path.join(app, 'function')]),
       tsc(['-p', 'tsconfig.wrapper.json', '--outDir', app]),
-      transpile(['bench/floor.cts', 'functions/todo-app/page.ts'], path.join(dir, 'floor'), 'commonjs'),
-      transpile(['bench/bare-esm.ts', 'functions/todo-app/page.ts'], path.join(dir, 'esm'), 'module'),
+      transpile(['bench/floor.cts', 'functions/todo-app/page.ts', 'functions/todo-app/caching.ts'], path.join(dir, 'floor'), 'commonjs'),
+      transpile(['bench/bare-esm.ts', 'functions/todo-app/page.ts', 'functions/todo-app/caching.ts'], path.join(dir, 'esm'), 'module'),
     ]);
     // As npm run build and the image: the wrapper and the function are CommonJS.
     copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(app, 'package.json'));

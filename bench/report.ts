@@ -78,6 +78,18 @@ export interface Results {
   watchdog:
     | { measured: false; note: string }
     | (WarmLoad & { measured: true; version: string; watchdog: WarmSide; direct: WarmSide; throughputRatio: number });
+  edge:
+    | { measured: false; note: string }
+    | (WarmLoad & {
+        measured: true;
+        version: string;
+        replicas: number;
+        cache: WarmSide;
+        direct: WarmSide;
+        throughputRatio: number;
+        /** A short TTL, read without a pause through the cache: what reaches the replicas. */
+        perTtl: { ttlSeconds: number; seconds: number; reads: number; reachedReplicas: number; perTtl: number; downloads: number };
+      });
   targets: Target[];
   durationSeconds: number;
 }
@@ -144,6 +156,25 @@ function rows(r: Results): string[][] {
       ? [`warm throughput through of-watchdog ${wd.version} (req/s, ${load(wd)})`, n(wd.watchdog.reqPerSec), n(wd.direct.reqPerSec), n(wd.throughputRatio, 2), '', '']
       : ['warm throughput through of-watchdog', wd.note, '', '', '', ''],
     ...(wd.measured ? [['warm latency p50 / p99 through of-watchdog (ms)', `${ms(wd.watchdog.p50Ms)} / ${ms(wd.watchdog.p99Ms)}`, `${ms(wd.direct.p50Ms)} / ${ms(wd.direct.p99Ms)}`, '', '', '']] : []),
+    ['', 'through the edge cache', 'direct to one replica', '', '', ''],
+    ...edgeRows(r.edge, load),
+  ];
+}
+
+function edgeRows(e: Results['edge'], load: (l: WarmLoad) => string): string[][] {
+  if (!e.measured) return [['reads per second at the edge cache (nginx)', e.note, '', '', '', '']];
+  const t = e.perTtl;
+  return [
+    [`reads per second at the edge cache, nginx ${e.version} in front of ${e.replicas} replicas (req/s, ${load(e)})`, n(e.cache.reqPerSec), n(e.direct.reqPerSec), n(e.throughputRatio, 2), '', ''],
+    ['latency p50 / p99 at the edge cache (ms)', `${ms(e.cache.p50Ms)} / ${ms(e.cache.p99Ms)}`, `${ms(e.direct.p50Ms)} / ${ms(e.direct.p99Ms)}`, '', '', ''],
+    [
+      `requests reaching the replicas per TTL (TTL ${t.ttlSeconds} s, ${n(t.reads)} reads in ${t.seconds} s through the cache, ${t.downloads} downloads)`,
+      n(t.perTtl, 2),
+      `${n(t.reads / (t.seconds / t.ttlSeconds))} (every read)`,
+      '',
+      '',
+      '',
+    ],
   ];
 }
 

@@ -1,6 +1,7 @@
 // Settings come from the environment only, every one optional. A value that does
 // not parse stops the start: a typo in stack.yml must not become a silent default.
 import path from 'node:path';
+import { DEFAULT_STALE_IF_ERROR_SECONDS, DEFAULT_STALE_WHILE_REVALIDATE_SECONDS, type CachePolicy } from './caching.js';
 
 export interface Config {
   imageUrl: URL;
@@ -13,6 +14,8 @@ export interface Config {
   enableShutdown: boolean;
   logLevel: string;
   logFile: string | undefined;
+  /** What the page tells caches in front: CACHE_MAX_AGE_SECONDS and the two stale windows. */
+  caching: CachePolicy;
 }
 
 export class ConfigError extends Error {
@@ -27,6 +30,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const YEAR_SECONDS = 365 * 24 * 3600;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -76,12 +81,18 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     imageUrl: imageUrl(env),
     imageDir: path.resolve(read(env, 'IMAGE_DIR') ?? './data/images'),
-    ttlMs: wholeNumber(env, 'IMAGE_TTL_SECONDS', 600, 1, 365 * 24 * 3600) * 1000,
+    ttlMs: wholeNumber(env, 'IMAGE_TTL_SECONDS', 600, 1, YEAR_SECONDS) * 1000,
     imageWidth: width === undefined ? undefined : wholeNumber(env, 'IMAGE_WIDTH', 0, 16, 8192),
     fetchTimeoutMs: wholeNumber(env, 'FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     maxImageBytes: wholeNumber(env, 'MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     enableShutdown: flag(env, 'ENABLE_SHUTDOWN'),
     logLevel,
     logFile: read(env, 'LOG_FILE'),
+    caching: {
+      // Unset: until the next image is due. 0 turns caching off.
+      maxAgeSeconds: read(env, 'CACHE_MAX_AGE_SECONDS') === undefined ? undefined : wholeNumber(env, 'CACHE_MAX_AGE_SECONDS', 0, 0, YEAR_SECONDS),
+      staleWhileRevalidateSeconds: wholeNumber(env, 'CACHE_STALE_WHILE_REVALIDATE_SECONDS', DEFAULT_STALE_WHILE_REVALIDATE_SECONDS, 0, YEAR_SECONDS),
+      staleIfErrorSeconds: wholeNumber(env, 'CACHE_STALE_IF_ERROR_SECONDS', DEFAULT_STALE_IF_ERROR_SECONDS, 0, YEAR_SECONDS),
+    },
   };
 }

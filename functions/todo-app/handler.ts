@@ -106,12 +106,12 @@ const TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Opti
 
 function send(event: FunctionEvent, context: FunctionContext, page: Page | undefined): void {
   if (page === undefined) {
-    const unavailable = renderUnavailable(cache.retryAfterSeconds(), config.imageUrl);
+    const unavailable = renderUnavailable(cache.retryAfterSeconds(), config.imageUrl, config.caching);
     context.status(503).headers(unavailable.headers).succeed(unavailable.body);
   } else if (notModified(event.headers, page)) {
-    context.status(304).headers({ ETag: page.etag, 'Last-Modified': page.headers['Last-Modified']!, 'Cache-Control': 'no-cache' }).succeed();
+    context.status(304).headers(page.notModifiedHeadersAt(Date.now())).succeed();
   } else {
-    context.status(200).headers(page.headers).succeed(page.body);
+    context.status(200).headers(page.headersAt(Date.now())).succeed(page.body);
   }
   if (!startLogged) scheduleStartLine();
 }

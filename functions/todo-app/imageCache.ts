@@ -168,7 +168,7 @@ export class ImageCache {
     const width = this.config.imageWidth;
     const image = width === undefined ? original : await this.pictures.resized(original, picture, width);
     const mime = width === undefined ? picture.mime : 'image/jpeg';
-    this.page = renderPage({ image, mime, fetchedAt, ttlMs: this.config.ttlMs, source: this.config.imageUrl, photoId: picture.photoId });
+    this.page = renderPage({ image, mime, fetchedAt, ttlMs: this.config.ttlMs, source: this.config.imageUrl, photoId: picture.photoId, caching: this.config.caching });
     this.fetchedAt = fetchedAt;
   }
 }

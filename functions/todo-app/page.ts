@@ -1,13 +1,27 @@
 // The page is the same bytes until the image changes: it is rendered once per
 // image into a Buffer with its headers, and every request sends that Buffer.
 import { createHash } from 'node:crypto';
+import { DEFAULT_CACHE_POLICY, pageCacheControl, secondsLeft, unavailableCacheControl, type CachePolicy } from './caching.js';
+
+export type HeaderValues = Record<string, string | number>;
 
 export interface Page {
   body: Buffer;
   etag: string;
   /** The download time in whole seconds, as Last-Modified says it. */
   lastModified: number;
-  headers: Record<string, string | number>;
+  /** When the next image is due: the download time plus the TTL. */
+  expiresAt: number;
+  /** The 200's headers at `now`; Cache-Control counts the seconds left, so the set is rebuilt at most once a second. */
+  headersAt(now: number): HeaderValues;
+  /** The 304's at `now`: the validators and the same Cache-Control (RFC 9110 15.4.5). */
+  notModifiedHeadersAt(now: number): HeaderValues;
+}
+
+/** The 503 page: no image to show yet. */
+export interface Unavailable {
+  body: Buffer;
+  headers: HeaderValues;
 }
 
 export interface PageInput {
@@ -20,6 +34,8 @@ export interface PageInput {
   source: URL;
   /** Lorem Picsum's id of the photo (its Picsum-ID header), when the source gave one. */
   photoId?: string | undefined;
+  /** The CACHE_* settings: what caches in front are told (caching.ts). */
+  caching?: CachePolicy | undefined;
 }
 
 const STYLE = [
@@ -111,23 +127,47 @@ export function renderPage(input: PageInput): Page {
       `<figcaption>${credit}, fetched ${time(input.fetchedAt)}. The first visit after ${time(input.fetchedAt + input.ttlMs)} brings the next one.</figcaption></figure>`,
   );
   const body = Buffer.from(html, 'utf8');
+  // The bytes name the page: the same image with the same settings is the same ETag on every replica.
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+  const lastModified = httpDate(input.fetchedAt);
+  const base: HeaderValues = {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': body.length,
+    ETag: etag,
+    'Last-Modified': lastModified,
+    ...SECURITY_HEADERS,
+  };
+  const caching = input.caching ?? DEFAULT_CACHE_POLICY;
+  const expiresAt = input.fetchedAt + input.ttlMs;
+  // The hot path sends one of these two objects as they are; a new pair once a second at most.
+  let left = NaN;
+  let full: HeaderValues = base;
+  let validators: HeaderValues = base;
+  const at = (now: number): void => {
+    const seconds = secondsLeft(caching, expiresAt, now);
+    if (seconds === left) return;
+    left = seconds;
+    const cacheControl = pageCacheControl(caching, seconds);
+    full = { ...base, 'Cache-Control': cacheControl };
+    validators = { ETag: etag, 'Last-Modified': lastModified, 'Cache-Control': cacheControl };
+  };
   return {
     body,
     etag,
     lastModified: Math.floor(input.fetchedAt / 1000) * 1000,
-    headers: {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Content-Length': body.length,
-      ETag: etag,
-      'Last-Modified': httpDate(input.fetchedAt),
-      'Cache-Control': 'no-cache',
-      ...SECURITY_HEADERS,
+    expiresAt,
+    headersAt(now) {
+      at(now);
+      return full;
+    },
+    notModifiedHeadersAt(now) {
+      at(now);
+      return validators;
     },
   };
 }
 
-export function renderUnavailable(retryAfterSeconds: number, source: URL): Page {
+export function renderUnavailable(retryAfterSeconds: number, source: URL, caching: CachePolicy = DEFAULT_CACHE_POLICY): Unavailable {
   const wait = `${retryAfterSeconds} second${retryAfterSeconds === 1 ? '' : 's'}`;
   const body = Buffer.from(
     shell(
@@ -140,13 +180,11 @@ export function renderUnavailable(retryAfterSeconds: number, source: URL): Page 
   );
   return {
     body,
-    etag: '',
-    lastModified: 0,
     headers: {
       'Content-Type': 'text/html; charset=utf-8',
       'Content-Length': body.length,
       'Retry-After': retryAfterSeconds,
-      'Cache-Control': 'no-store',
+      'Cache-Control': unavailableCacheControl(caching, retryAfterSeconds),
       ...SECURITY_HEADERS,
     },
   };

@@ -4,6 +4,7 @@
 // Reads trust nothing: whatever the folder holds, at worst it is ignored.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
 import path from 'node:path';
 import type { Logger } from './log.js';
 import { readRegular } from './regularFile.js';
@@ -31,6 +32,8 @@ const VERDICT_MAX_BYTES = 4096;
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
 const TEMP = /^\..+\.tmp$/;
+/** "Stale file handle": the file a cached name led to was replaced on another node. */
+const ESTALE = constants.errno.ESTALE;
 /** Temps of image.jpg and .ts: only the lock holder writes those two. */
 const LOCKED_TEMP = /^\.\.?(image\.jpg|ts)\.\d+\.[0-9a-f]+\.tmp$/;
 /** Variants and verdicts are written outside the lock; a younger temp of one may still be in use. */
@@ -70,20 +73,54 @@ export class Volume {
    * Undefined when there is no image.jpg.
    */
   async readStamp(): Promise<number | undefined> {
+    return this.afterListing(() => this.stampNow());
+  }
+
+  /** The saved image; throws when image.jpg is not a regular file of at most `maxBytes`. */
+  async readImage(maxBytes: number): Promise<Stored | undefined> {
+    return this.afterListing(async () => {
+      const fetchedAt = await this.stampNow();
+      if (fetchedAt === undefined) return undefined;
+      const saved = await readRegular(this.imagePath, maxBytes);
+      return saved === undefined ? undefined : { bytes: saved.bytes, fetchedAt };
+    });
+  }
+
+  private async stampNow(): Promise<number | undefined> {
     const now = Date.now();
-    const saved = await readRegular(this.stampPath, STAMP_MAX_BYTES).catch(() => undefined);
+    // An unreadable .ts falls back to the image's mtime, but a stale name is read again (afterListing).
+    const saved = await readRegular(this.stampPath, STAMP_MAX_BYTES).catch((error: NodeJS.ErrnoException) => {
+      if (error.errno === -ESTALE) throw error;
+      return undefined;
+    });
     const stamp = saneTime(saved === undefined ? NaN : parseStamp(saved.bytes.toString('utf8')), now);
     if (stamp !== undefined) return stamp;
     const info = await stat(this.imagePath).catch(() => undefined);
     return info === undefined ? undefined : (saneTime(info.mtimeMs, now) ?? EARLIEST_STAMP);
   }
 
-  /** The saved image; throws when image.jpg is not a regular file of at most `maxBytes`. */
-  async readImage(maxBytes: number): Promise<Stored | undefined> {
-    const fetchedAt = await this.readStamp();
-    if (fetchedAt === undefined) return undefined;
-    const saved = await readRegular(this.imagePath, maxBytes);
-    return saved === undefined ? undefined : { bytes: saved.bytes, fetchedAt };
+  /**
+   * A read by name that sees what another node renamed into place. A network file system's
+   * client keeps a name's lookup for a while: GlusterFS' FUSE client for up to a second
+   * (entry-timeout, attribute-timeout and md-cache-timeout are 1 s by default), so on one
+   * node a read of .ts or image.jpg just after another node's rename still opens the old
+   * file, or fails with ESTALE once the old file is gone (both seen in
+   * test/integration/glusterfs.test.ts; the old time read under the lock meant a second
+   * download). Listing the folder first renews every name in it (FUSE's READDIRPLUS answers
+   * each entry with its current inode); after an ESTALE the listing and the read are tried
+   * once more. NFS revalidates a name on open (close-to-open), and a local disk has nothing
+   * to renew: there the listing of this small folder costs microseconds, at a start, once
+   * a second while the image is stale, and under the lock.
+   */
+  private async afterListing<T>(read: () => Promise<T>): Promise<T> {
+    await readdir(this.dir).catch(() => undefined);
+    try {
+      return await read();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).errno !== -ESTALE) throw error;
+      await readdir(this.dir).catch(() => undefined);
+      return read();
+    }
   }
 
   /**

@@ -88,6 +88,17 @@ test('npm run bench -- --short runs every scenario and writes every figure', { t
     assert.deepEqual(r.watchdog, { measured: false, note: 'not measured (set OF_WATCHDOG_BIN)' });
   }
 
+  // Behind the edge cache only where nginx is (the tests install it when root).
+  if (r.edge.measured) {
+    for (const side of ['cache', 'direct']) positive(r.edge[side].reqPerSec, `edge.${side}.reqPerSec`);
+    positive(r.edge.throughputRatio, 'edge.throughputRatio');
+    positive(r.edge.perTtl.reads, 'edge.perTtl.reads');
+    positive(r.edge.perTtl.reachedReplicas, 'edge.perTtl.reachedReplicas');
+    assert.ok(r.edge.perTtl.reachedReplicas < r.edge.perTtl.reads, 'the cache answered reads the replicas never saw');
+  } else {
+    assert.match(r.edge.note, /^not measured \(/);
+  }
+
   assert.deepEqual(
     r.targets.map((t: { key: string }) => t.key),
     ['throughput', 'coldStart', 'rssAfterLoad', 'pageBytes', 'staleDownloads', 'staleMedian', 'rssAfterRefreshes'],
@@ -120,6 +131,10 @@ test('npm run bench -- --short runs every scenario and writes every figure', { t
     process.env.OF_WATCHDOG_BIN
       ? /^\| warm throughput through of-watchdog \S+ .*\| [\d,]+ \| [\d,]+ \| [\d.,]+ \|/m
       : /^\| warm throughput through of-watchdog \| not measured \(set OF_WATCHDOG_BIN\) \|/m,
+    r.edge.measured
+      ? /^\| reads per second at the edge cache, nginx \S+ in front of 3 replicas \(req\/s.*\| [\d,]+ \| [\d,]+ \| [\d.,]+ \|/m
+      : /^\| reads per second at the edge cache \(nginx\) \| not measured \(/m,
+    ...(r.edge.measured ? [/^\| requests reaching the replicas per TTL \(TTL 2 s, [\d,]+ reads in 6 s through the cache, \d+ downloads\) \| [\d.,]+ \|/m] : []),
   ];
   for (const row of rows) assert.match(md, row);
 });

@@ -124,7 +124,7 @@ describe('the todo-app function', () => {
     const page = await getPage(`${fn.url}/`);
     const etag = page.headers.get('etag')!;
     assert.match(etag, /^"/);
-    assert.equal(page.headers.get('cache-control'), 'no-cache');
+    assert.match(page.headers.get('cache-control')!, /^max-age=\d+, stale-while-revalidate=10, stale-if-error=3600$/);
 
     const head = await fetch(`${fn.url}/`, { method: 'HEAD' });
     assert.equal(head.status, 200);
@@ -134,6 +134,7 @@ describe('the todo-app function', () => {
     const cached = await fetch(`${fn.url}/`, { headers: { 'If-None-Match': etag } });
     assert.equal(cached.status, 304);
     assert.equal(cached.headers.get('etag'), etag);
+    assert.match(cached.headers.get('cache-control')!, /^max-age=\d+, stale-while-revalidate=10, stale-if-error=3600$/, 'a 304 says how long the page may be kept, as the 200');
     // Last-Modified is the download time from .ts; If-Modified-Since gives 304 like If-None-Match.
     const lastModified = page.headers.get('last-modified')!;
     assert.equal(Date.parse(lastModified), Math.floor(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) / 1000) * 1000);

@@ -187,7 +187,7 @@ export function claimOver(podSpec: Doc, container: Doc, dir: string): { claimNam
 }
 
 /** Every kustomization a user applies, as folders under k8s-volumes/. */
-export const TARGETS = ['openfaas', 'knative', 'kubernetes', 'volume/local', 'volume/default-class'];
+export const TARGETS = ['openfaas', 'knative', 'kubernetes', 'cache', 'volume/local', 'volume/default-class', 'volume/shared'];
 
 /** An RFC 7386 JSON merge patch, as `kubectl patch --type merge` applies it: maps merge, null deletes, the rest replaces. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
@@ -395,5 +395,80 @@ export function checkKnativeTarget(docs: Doc[], fn: StackFunction, image: ImageF
   if (annotations['autoscaling.knative.dev/min-scale'] !== '0') problems.push('min-scale is not "0": no scale to zero');
   const max = Number(annotations['autoscaling.knative.dev/max-scale']);
   if (claim && !(max >= 1 && max <= maxReplicasFor(docs, claim))) problems.push(`max-scale ${annotations['autoscaling.knative.dev/max-scale']} does not fit the claim's ${claim.spec.accessModes}`);
+  return problems;
+}
+
+/** The directive's arguments in an nginx.conf, for each time it appears (comments dropped). */
+export function nginxDirective(conf: string, name: string): string[] {
+  const bare = conf.replace(/#.*$/gm, '');
+  return [...bare.matchAll(new RegExp(`(?:^|[;{}\\s])${name}\\s+([^;{]*);`, 'g'))].map((m) => m[1]!.trim().replace(/\\s+/g, ' '));
+}
+
+/**
+ * The edge cache (k8s-volumes/cache/): nginx with the ConfigMap's nginx.conf mounted where
+ * nginx reads it, every folder the configuration writes on a writable emptyDir under a
+ * read-only root, probes and Service on the port it listens on, the Ingress to the cache,
+ * the cache rules the tests measured, and an upstream that is the plain target's Service.
+ */
+export function checkCacheTarget(docs: Doc[], origin: Doc[]): string[] {
+  const problems: string[] = [];
+  const deployment = onlyOne(docs, 'Deployment', 'apps/v1', problems);
+  const service = onlyOne(docs, 'Service', 'v1', problems);
+  const ingress = onlyOne(docs, 'Ingress', 'networking.k8s.io/v1', problems);
+  const map = onlyOne(docs, 'ConfigMap', 'v1', problems);
+  const conf: string | undefined = map?.data?.['nginx.conf'];
+  if (!deployment || !map || typeof conf !== 'string') return [...problems, ...(conf === undefined ? ['no nginx.conf in the ConfigMap'] : [])];
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers[0];
+  const mounts: Doc[] = container.volumeMounts ?? [];
+  const volumeOf = (mount: Doc | undefined): Doc | undefined => mount && (pod.volumes ?? []).find((v: Doc) => v.name === mount.name);
+  const configMount = mounts.find((m) => m.mountPath === '/etc/nginx/nginx.conf');
+  if (!configMount || configMount.subPath !== 'nginx.conf' || volumeOf(configMount)?.configMap?.name !== map.metadata.name) problems.push("the ConfigMap's nginx.conf is not mounted at /etc/nginx/nginx.conf");
+  if (container.securityContext?.readOnlyRootFilesystem !== true) problems.push('the root file system is not read-only');
+  if (container.securityContext?.runAsNonRoot !== true) problems.push('nginx may run as root');
+  // Every file nginx.conf writes: the pid file, the temp folders, the cache.
+  const written = [
+    ...nginxDirective(conf, 'pid'),
+    ...['client_body_temp_path', 'proxy_temp_path', 'fastcgi_temp_path', 'uwsgi_temp_path', 'scgi_temp_path'].flatMap((d) => nginxDirective(conf, d)),
+    ...nginxDirective(conf, 'proxy_cache_path'),
+  ].map((args) => args.split(' ')[0]!);
+  if (written.length < 7) problems.push(`nginx.conf names ${written.length} places it writes, expected 7: the pid file, five temp folders and the cache`);
+  for (const file of written) {
+    const under = mounts.find((m) => mountCovers(m.mountPath, file) && !m.readOnly);
+    if (!volumeOf(under)?.emptyDir) problems.push(`${file}: nginx writes it, and no writable emptyDir is mounted over it`);
+  }
+  const listen = nginxDirective(conf, 'listen').map(Number);
+  const http = (container.ports ?? []).find((p: Doc) => p.name === 'http')?.containerPort;
+  if (listen.length !== 1 || listen[0] !== http) problems.push(`nginx listens on ${listen.join(', ')}, the container port named http is ${http}`);
+  const health = /location = (\S+) \{\s*return 200/.exec(conf)?.[1];
+  for (const kind of ['readinessProbe', 'livenessProbe'] as const) {
+    const get = container[kind]?.httpGet;
+    if (!get || get.path !== health || portNumber(container, get.port) !== http) problems.push(`${kind} is not GET ${health} on nginx's port`);
+  }
+  for (const [directive, wanted] of [
+    ['proxy_cache_lock', 'on'],
+    ['proxy_cache_background_update', 'on'],
+    ['proxy_cache_revalidate', 'on'],
+    ['proxy_hide_header', 'Cache-Control'],
+  ] as const) {
+    if (!nginxDirective(conf, directive).includes(wanted)) problems.push(`${directive} ${wanted} is missing`);
+  }
+  const stale = nginxDirective(conf, 'proxy_cache_use_stale')[0]?.split(' ') ?? [];
+  for (const when of ['updating', 'error', 'timeout', 'http_500', 'http_503']) if (!stale.includes(when)) problems.push(`proxy_cache_use_stale lacks ${when}`);
+  const podLabels: Record<string, string> = deployment.spec.template.metadata?.labels ?? {};
+  if (service) {
+    const selector = Object.entries(service.spec.selector ?? {});
+    if (selector.length === 0 || !selector.every(([k, v]) => podLabels[k] === v)) problems.push("the Service does not select the cache's pods");
+    if (portNumber(container, service.spec.ports?.[0]?.targetPort) !== http) problems.push("the Service's targetPort is not nginx's port");
+  }
+  if (ingress && service) {
+    const root = (ingress.spec.rules ?? []).flatMap((r: Doc) => r.http?.paths ?? []).find((p: Doc) => p.path === '/' && p.pathType === 'Prefix');
+    if (root?.backend?.service?.name !== service.metadata.name) problems.push('the Ingress does not route / to the cache');
+  }
+  // The upstream: the plain Kubernetes target's Service, by its cluster DNS name.
+  const originService = origin.find((d) => d.kind === 'Service' && d.apiVersion === 'v1');
+  const expected = originService && `${originService.metadata.name}.${originService.metadata.namespace}.svc.cluster.local:${originService.spec.ports[0].port}`;
+  const servers = nginxDirective(conf, 'server');
+  if (servers.length !== 1 || servers[0] !== expected) problems.push(`the upstream is ${servers.join(', ')}, not the function's Service ${expected}`);
   return problems;
 }

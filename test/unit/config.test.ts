@@ -15,6 +15,7 @@ describe('settings', () => {
     assert.equal(config.enableShutdown, false);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.logFile, undefined);
+    assert.deepEqual(config.caching, { maxAgeSeconds: undefined, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 3600 });
   });
 
   it('reads every variable', () => {
@@ -28,6 +29,9 @@ describe('settings', () => {
       ENABLE_SHUTDOWN: 'true',
       LOG_LEVEL: 'debug',
       LOG_FILE: '/tmp/x.log',
+      CACHE_MAX_AGE_SECONDS: '0',
+      CACHE_STALE_WHILE_REVALIDATE_SECONDS: '0',
+      CACHE_STALE_IF_ERROR_SECONDS: '86400',
     });
     assert.deepEqual(
       { ...config, imageUrl: config.imageUrl.href },
@@ -41,6 +45,7 @@ describe('settings', () => {
         enableShutdown: true,
         logLevel: 'debug',
         logFile: '/tmp/x.log',
+        caching: { maxAgeSeconds: 0, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 86_400 },
       },
     );
   });
@@ -62,6 +67,10 @@ describe('settings', () => {
     ['MAX_IMAGE_BYTES', '1e6'],
     ['ENABLE_SHUTDOWN', 'maybe'],
     ['LOG_LEVEL', 'loud'],
+    ['CACHE_MAX_AGE_SECONDS', '-1'],
+    ['CACHE_MAX_AGE_SECONDS', 'forever'],
+    ['CACHE_STALE_WHILE_REVALIDATE_SECONDS', '1.5'],
+    ['CACHE_STALE_IF_ERROR_SECONDS', '99999999999'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)} with a message that names it`, () => {

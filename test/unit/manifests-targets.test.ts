@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  checkCacheTarget,
   checkKnativeTarget,
   checkPlainTarget,
   kustomize,
@@ -104,6 +105,31 @@ describe('Knative: the wrapper alone behind queue-proxy', () => {
     assertCaught(check, knativeDocs, (d) => (ksvc(d).spec.template.metadata.annotations['autoscaling.knative.dev/min-scale'] = '1'), /no scale to zero/);
     assertCaught(check, knativeDocs, (d) => (spec(d).containers[0].volumeMounts[0].mountPath = '/srv'), /no claim mounted/);
     assertCaught(check, knativeDocs, (d) => (find(d, 'PersistentVolumeClaim').metadata.namespace = 'openfaas-fn'), /claim is not in the Service's namespace/);
+  });
+});
+
+describe('the edge cache: nginx in front of the function', () => {
+  const cacheDocs = (): Doc[] => kustomize(path.join(volumesDir, 'cache'));
+  const check = (docs: Doc[]): string[] => checkCacheTarget(docs, plainDocs());
+  const pod = (docs: Doc[]): Doc => find(docs, 'Deployment').spec.template.spec;
+  const conf = (docs: Doc[]): Doc => find(docs, 'ConfigMap').data;
+
+  it("runs the ConfigMap's nginx.conf read-only, writes only to its emptyDirs, answers on the port it listens on, and fronts the plain target's Service", () => {
+    assert.deepEqual(check(cacheDocs()), []);
+    assert.equal(find(cacheDocs(), 'Deployment').metadata.namespace, 'todo-app');
+  });
+
+  it('catches a config nginx cannot write, a port or probe that misses, a lost cache rule, another upstream', () => {
+    assertCaught(check, cacheDocs, (d) => (pod(d).volumes = pod(d).volumes.filter((v: Doc) => v.name !== 'tmp')), /\/tmp\/nginx.pid: nginx writes it/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace('/var/cache/todo-app', '/var/cache/nginx')), /\/var\/cache\/nginx: nginx writes it/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace('listen 8080;', 'listen 80;')), /nginx listens on 80/);
+    assertCaught(check, cacheDocs, (d) => (pod(d).containers[0].readinessProbe.httpGet.path = '/'), /readinessProbe is not GET/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace('proxy_cache_lock on;', '')), /proxy_cache_lock on is missing/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace(' updating error', ' error')), /lacks updating/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace('proxy_hide_header Cache-Control;', '')), /proxy_hide_header Cache-Control is missing/);
+    assertCaught(check, cacheDocs, (d) => (conf(d)['nginx.conf'] = conf(d)['nginx.conf'].replace('todo-app.todo-app.svc.cluster.local:80;', 'todo-app:80;')), /not the function's Service/);
+    assertCaught(check, cacheDocs, (d) => (find(d, 'Ingress').spec.rules[0].http.paths[0].backend.service.name = 'todo-app'), /does not route \/ to the cache/);
+    assertCaught(check, cacheDocs, (d) => (pod(d).containers[0].securityContext.readOnlyRootFilesystem = false), /not read-only/);
   });
 });
 

@@ -84,6 +84,20 @@ describe('the volume on each engine', () => {
     assert.match(comment, /Multi-Attach/, 'the comment on rollouts across nodes');
   });
 
+  it('has a ReadWriteMany claim for replicas on several nodes: a class the user names, no volume of ours, no node, the same name', () => {
+    const docs = kustomize(path.join(volumesDir, 'volume/shared'));
+    const claim = one(docs, 'PersistentVolumeClaim');
+    assert.deepEqual(claim.spec.accessModes, ['ReadWriteMany']);
+    assert.ok(typeof claim.spec.storageClassName === 'string' && claim.spec.storageClassName.length > 0, 'a storageClassName the user sets');
+    assert.equal(claim.spec.volumeName, undefined, 'the class provisions it');
+    assert.equal(byKind(docs, 'PersistentVolume').length, 0, 'no volume pinned to a node');
+    const local = one(kustomize(path.join(volumesDir, 'volume/local')), 'PersistentVolumeClaim');
+    assert.equal(claim.metadata.name, local.metadata.name);
+    assert.equal(claim.metadata.namespace, local.metadata.namespace);
+    assert.equal(maxReplicasFor(docs, claim), Infinity, 'any number of replicas on any nodes');
+    assert.match(readFileSync(path.join(volumesDir, 'volume/shared/claim.yaml'), 'utf8'), /kubectl get storageclass/);
+  });
+
   it("OpenFaaS: the patch mounts the claim in openfaas-fn over stack.yml's IMAGE_DIR, beside faas-netes' /tmp", () => {
     assert.ok(path.posix.isAbsolute(imageDir), 'IMAGE_DIR in stack.yml is absolute');
     const docs = kustomize(path.join(volumesDir, 'openfaas'));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { CONTENT_SECURITY_POLICY, every, matchesEtag, notModified, renderPage, renderUnavailable } from '../../functions/todo-app/page.ts';
+import type { CachePolicy } from '../../functions/todo-app/caching.ts';
 import { makeJpeg } from '../support/source.ts';
 
 describe('the page', async () => {
@@ -10,6 +11,7 @@ describe('the page', async () => {
   const picsum = new URL('https://picsum.photos/1200');
   const page = renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs: 600_000, source: picsum, photoId: '237' });
   const html = page.body.toString('utf8');
+  const headers = page.headersAt(fetchedAt);
 
   it('embeds exactly the image bytes as a data URI', () => {
     const match = /src="data:image\/jpeg;base64,([A-Za-z0-9+/=]+)"/.exec(html);
@@ -57,16 +59,61 @@ describe('the page', async () => {
     assert.ok(CONTENT_SECURITY_POLICY.includes(`'sha256-${hash}'`));
     assert.match(CONTENT_SECURITY_POLICY, /default-src 'none'/);
     assert.match(CONTENT_SECURITY_POLICY, /img-src data:/);
-    assert.equal(page.headers['Content-Security-Policy'], CONTENT_SECURITY_POLICY);
-    assert.equal(page.headers['X-Content-Type-Options'], 'nosniff');
+    assert.equal(headers['Content-Security-Policy'], CONTENT_SECURITY_POLICY);
+    assert.equal(headers['X-Content-Type-Options'], 'nosniff');
   });
 
-  it('has headers made once: length, a strong ETag, Last-Modified in whole seconds, no-cache', () => {
-    assert.equal(page.headers['Content-Length'], page.body.length);
-    assert.equal(page.headers['Last-Modified'], 'Wed, 25 Nov 2026 10:00:00 GMT');
-    assert.equal(page.headers.ETag, page.etag);
+  it('has headers made once: length, a strong ETag, Last-Modified in whole seconds', () => {
+    assert.equal(headers['Content-Length'], page.body.length);
+    assert.equal(headers['Last-Modified'], 'Wed, 25 Nov 2026 10:00:00 GMT');
+    assert.equal(headers.ETag, page.etag);
     assert.match(page.etag, /^"[A-Za-z0-9_-]{27}"$/);
-    assert.equal(page.headers['Cache-Control'], 'no-cache');
+  });
+
+  it('may be cached until the next image is due, to the second, with the stale windows stated', () => {
+    const at = (ms: number): string => page.headersAt(fetchedAt + ms)['Cache-Control'] as string;
+    assert.equal(at(0), 'max-age=600, stale-while-revalidate=10, stale-if-error=3600');
+    assert.equal(at(400), 'max-age=599, stale-while-revalidate=10, stale-if-error=3600');
+    assert.equal(at(1_000), 'max-age=599, stale-while-revalidate=10, stale-if-error=3600');
+    assert.equal(at(598_999), 'max-age=1, stale-while-revalidate=10, stale-if-error=3600');
+    assert.equal(page.expiresAt, fetchedAt + 600_000);
+    // Never past the expiry while a whole second is left: now + max-age <= expiresAt.
+    for (let ms = 0; ms < 599_000; ms += 997) {
+      const maxAge = Number(/max-age=(\d+)/.exec(at(ms))![1]);
+      assert.ok(ms + maxAge * 1000 <= 600_000 && ms + maxAge * 1000 > 598_000, `at +${ms} ms: max-age=${maxAge}`);
+    }
+  });
+
+  it('asks caches to check again in a second in its last second and past its TTL, while the function refreshes', () => {
+    for (const ms of [599_001, 600_000, 600_001, 3_600_000]) {
+      assert.equal(page.headersAt(fetchedAt + ms)['Cache-Control'], 'max-age=1, stale-while-revalidate=10, stale-if-error=3600', `at +${ms} ms`);
+    }
+  });
+
+  it('builds its header set at most once a second: the same object within a second, a new one the next', () => {
+    const first = page.headersAt(fetchedAt + 10_100);
+    assert.equal(page.headersAt(fetchedAt + 10_900), first);
+    assert.equal(page.headersAt(fetchedAt + 11_000), first);
+    assert.notEqual(page.headersAt(fetchedAt + 11_001), first);
+    assert.equal(page.headersAt(fetchedAt + 700_000), page.headersAt(fetchedAt + 900_000), 'past the TTL the set stays the same');
+  });
+
+  it('answers a 304 with its validators and the same Cache-Control as the 200 at that moment (RFC 9110 15.4.5)', () => {
+    const now = fetchedAt + 42_500;
+    assert.deepEqual(page.notModifiedHeadersAt(now), {
+      ETag: page.etag,
+      'Last-Modified': 'Wed, 25 Nov 2026 10:00:00 GMT',
+      'Cache-Control': page.headersAt(now)['Cache-Control'],
+    });
+  });
+
+  it('follows the CACHE_* settings: off, capped, without stale windows', () => {
+    const with_ = (caching: CachePolicy, ms = 0) =>
+      renderPage({ image, mime: 'image/jpeg', fetchedAt, ttlMs: 600_000, source: picsum, caching }).headersAt(fetchedAt + ms)['Cache-Control'];
+    assert.equal(with_({ maxAgeSeconds: 0, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 60 }), 'no-cache');
+    assert.equal(with_({ maxAgeSeconds: 30, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 }), 'max-age=30');
+    assert.equal(with_({ maxAgeSeconds: 30, staleWhileRevalidateSeconds: 5, staleIfErrorSeconds: 0 }, 590_000), 'max-age=10, stale-while-revalidate=5');
+    assert.equal(with_({ maxAgeSeconds: undefined, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 7 }), 'max-age=600, stale-if-error=7');
   });
 
   it('changes its ETag with the image and keeps it for the same image', () => {
@@ -89,7 +136,7 @@ describe('the page', async () => {
   });
 
   it('If-Modified-Since gives 304 like If-None-Match, and If-None-Match wins when both are sent (RFC 9110 13.2.2)', () => {
-    const lm = page.headers['Last-Modified'] as string;
+    const lm = headers['Last-Modified'] as string;
     assert.equal(notModified({ 'if-modified-since': lm }, page), true);
     assert.equal(notModified({ 'if-modified-since': 'Wed, 25 Nov 2026 10:05:00 GMT' }, page), true);
     assert.equal(notModified({ 'if-modified-since': 'Wed, 25 Nov 2026 09:59:59 GMT' }, page), false);
@@ -103,6 +150,11 @@ describe('the page', async () => {
     const down = renderUnavailable(7, picsum);
     const text = down.body.toString();
     assert.equal(down.headers['Retry-After'], 7);
+    // A shared cache answers it within its Retry-After (a second less: caches count whole seconds), never stale; a browser keeps none.
+    assert.equal(down.headers['Cache-Control'], 'max-age=0, s-maxage=6');
+    assert.equal(renderUnavailable(1, picsum).headers['Cache-Control'], 'no-store');
+    assert.equal(renderUnavailable(7, picsum, { maxAgeSeconds: 0, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 10 }).headers['Cache-Control'], 'no-store');
+    assert.equal(renderUnavailable(7, picsum, { maxAgeSeconds: 3, staleWhileRevalidateSeconds: 10, staleIfErrorSeconds: 10 }).headers['Cache-Control'], 'max-age=0, s-maxage=3');
     assert.match(text, /could not be fetched from Lorem Picsum yet\. This page tries again in 7 seconds\./);
     assert.match(text, /<meta http-equiv="refresh" content="7">/);
     assert.doesNotMatch(text, /<script/);
