@@ -77,7 +77,7 @@ async function volume(image: Buffer, fetchedAt: number): Promise<string> {
   const dir = path.join(volumes, `v${++volumeCount}`);
   const saved = new Volume(dir, createLog('silent', undefined));
   await saved.prepare();
-  await saved.writeImage(image, fetchedAt, verdictOf(await inspect(image, 10 * 1024 * 1024)));
+  await saved.writeImage(image, fetchedAt, verdictOf(await inspect(image, { maxBytes: 10 * 1024 * 1024, budgetBytes: 1024 * 1024 * 1024 })));
   return dir;
 }
 

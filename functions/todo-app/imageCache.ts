@@ -6,7 +6,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { photoIdOf, renderPage, type Page } from './page.js';
-import { inspect, verdictOf, type Picture } from './picture.js';
+import { verdictOf, type Picture } from './picture.js';
 import { download } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
 import { LOCK_STALE_MS, type Volume } from './volume.js';
@@ -34,7 +34,7 @@ export class ImageCache {
     private readonly volume: Volume,
     private readonly log: Logger,
   ) {
-    this.pictures = new VerifiedPictures(volume, config.maxImageBytes, log);
+    this.pictures = new VerifiedPictures(volume, { maxBytes: config.maxImageBytes, budgetBytes: config.decodeBudgetBytes }, log);
   }
 
   /** The page while it is fresh: the hot path, no I/O and no promise. */
@@ -139,7 +139,7 @@ export class ImageCache {
           log.info({ url: config.imageUrl.href }, 'download start');
           const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
           const photoId = photoIdOf(got.picsumId);
-          const picture = { ...(await inspect(got.bytes, config.maxImageBytes)), ...(photoId === undefined ? {} : { photoId }) };
+          const picture = { ...(await this.pictures.check(got.bytes)), ...(photoId === undefined ? {} : { photoId }) };
           const fetchedAt = Date.now();
           // The page first: bytes it cannot be built from are never saved over a good image.
           await this.install(got.bytes, picture, fetchedAt);

@@ -22,8 +22,11 @@ export interface PageInput {
   photoId?: string | undefined;
 }
 
+/** The page's background: the resized copy lays a transparent picture on it (picture.ts). */
+export const PAGE_BACKGROUND = '#f6f6f4';
+
 const STYLE = [
-  'body{margin:0;font-family:system-ui,sans-serif;background:#f6f6f4;color:#222}',
+  `body{margin:0;font-family:system-ui,sans-serif;background:${PAGE_BACKGROUND};color:#222}`,
   'main{max-width:72rem;margin:0 auto;padding:1rem;text-align:center}',
   'h1{font-size:1.6rem;margin:.5rem 0 .25rem}',
   '.lede{margin:0 0 1rem;color:#444}',
