@@ -3,7 +3,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
-import { notModified, renderUnavailable, type Page } from './page.js';
+import { precondition, renderUnavailable, type Page } from './page.js';
 import { Volume } from './volume.js';
 
 export interface FunctionEvent {
@@ -108,10 +108,15 @@ function send(event: FunctionEvent, context: FunctionContext, page: Page | undef
   if (page === undefined) {
     const unavailable = renderUnavailable(cache.retryAfterSeconds(), config.imageUrl);
     context.status(503).headers(unavailable.headers).succeed(unavailable.body);
-  } else if (notModified(event.headers, page)) {
-    context.status(304).headers({ ETag: page.etag, 'Last-Modified': page.headers['Last-Modified']!, 'Cache-Control': 'no-cache' }).succeed();
   } else {
-    context.status(200).headers(page.headers).succeed(page.body);
+    const verdict = precondition(event.method, event.headers, page);
+    if (verdict === 'not-modified') {
+      context.status(304).headers({ ETag: page.etag, 'Last-Modified': page.headers['Last-Modified']!, 'Cache-Control': 'no-cache' }).succeed();
+    } else if (verdict === 'failed') {
+      context.status(412).headers({ ...TEXT, ETag: page.etag }).succeed('Precondition Failed\n');
+    } else {
+      context.status(200).headers(page.headers).succeed(page.body);
+    }
   }
   if (!startLogged) scheduleStartLine();
 }

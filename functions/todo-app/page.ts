@@ -1,6 +1,7 @@
 // The page is the same bytes until the image changes: it is rendered once per
 // image into a Buffer with its headers, and every request sends that Buffer.
 import { createHash } from 'node:crypto';
+import fresh from 'fresh';
 
 export interface Page {
   body: Buffer;
@@ -155,22 +156,44 @@ export function renderUnavailable(retryAfterSeconds: number, source: URL): Page 
   };
 }
 
-/** True when an If-None-Match header names this ETag (weak comparison, RFC 9110 13.1.2). */
-export function matchesEtag(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+const DAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d\\d:\\d\\d:\\d\\d';
+/** RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must still read. */
+const HTTP_DATE = [
+  new RegExp(`^${DAY}, \\d\\d ${MONTH} \\d{4} ${TIME} GMT$`),
+  new RegExp(`^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d\\d-${MONTH}-\\d\\d ${TIME} GMT$`),
+  new RegExp(`^${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4}$`),
+];
+
+/** An HTTP-date as an IMF-fixdate, or undefined for anything else ("2027", "yesterday"): a recipient ignores those. */
+export function httpDateOf(value: string | undefined): string | undefined {
+  if (value === undefined || !HTTP_DATE.some((form) => form.test(value))) return undefined;
+  // asctime carries no zone: it is GMT, never the local time of whoever reads it.
+  const ms = Date.parse(value.endsWith('GMT') ? value : `${value} GMT`);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toUTCString();
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /**
- * Whether the client's copy is current (RFC 9110 13.2.2): If-None-Match decides when it is
- * sent; otherwise If-Modified-Since, a valid HTTP date not before Last-Modified.
+ * What the conditional headers make of a request for the page (RFC 9110 13.1-13.2): 'not-modified'
+ * (304) only for GET and HEAD; 'failed' (412) when another method carries an If-None-Match that
+ * matches; else 'send'. jshttp's fresh (Express and Koa's) makes the GET/HEAD decision, with two
+ * points of RFC 9110 settled before it: If-Modified-Since counts only as a valid HTTP-date (fresh
+ * takes anything Date.parse reads, "2027" included), and a request's Cache-Control: no-cache is not
+ * passed (fresh then answers 200, where 13.1.2 says an origin MUST answer 304).
  */
-export function notModified(headers: Record<string, string | string[] | undefined>, page: Page): boolean {
-  const inm = headers['if-none-match'];
-  if (inm !== undefined) return matchesEtag(Array.isArray(inm) ? inm.join(',') : inm, page.etag);
-  const ims = headers['if-modified-since'];
-  if (typeof ims !== 'string') return false;
-  const since = Date.parse(ims);
-  return !Number.isNaN(since) && page.lastModified <= since;
+export function precondition(method: string, headers: Record<string, string | string[] | undefined>, page: Page): 'send' | 'not-modified' | 'failed' {
+  const noneMatch = single(headers['if-none-match']);
+  const representation = { etag: page.etag, 'last-modified': String(page.headers['Last-Modified']) };
+  if (method !== 'GET' && method !== 'HEAD') {
+    // 13.1.3: If-Modified-Since only for GET and HEAD; 13.1.2: a false If-None-Match is a 412 for the rest.
+    return noneMatch !== undefined && fresh({ 'if-none-match': noneMatch }, representation) ? 'failed' : 'send';
+  }
+  // 13.1.3: If-Modified-Since is ignored when If-None-Match is sent.
+  const modifiedSince = noneMatch === undefined ? httpDateOf(single(headers['if-modified-since'])?.trim()) : undefined;
+  return fresh({ 'if-none-match': noneMatch, 'if-modified-since': modifiedSince }, representation) ? 'not-modified' : 'send';
 }
