@@ -9,7 +9,7 @@ import { photoIdOf, renderPage, type Page } from './page.js';
 import { verdictOf, type Picture } from './picture.js';
 import { download } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
-import { LOCK_STALE_MS, type Volume } from './volume.js';
+import { CLOCK_SKEW_MS, LOCK_STALE_MS, type Volume } from './volume.js';
 
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_MAX_MS = 60_000;
@@ -23,6 +23,7 @@ export class ImageCache {
   private checking: Promise<void> | undefined;
   private checkedAt = -Infinity;
   private failures = 0;
+  /** performance.now() of the next try: a back-off and the disk look below are durations, which a step of the wall clock must not stretch. */
   private retryAt = 0;
   /** Why the saved image was last ignored: said once, not on every look at the disk. */
   private ignored: string | undefined;
@@ -37,9 +38,14 @@ export class ImageCache {
     this.pictures = new VerifiedPictures(volume, { maxBytes: config.maxImageBytes, budgetBytes: config.decodeBudgetBytes }, log);
   }
 
-  /** The page while it is fresh: the hot path, no I/O and no promise. */
+  /**
+   * The page while it is fresh: the hot path, no I/O and no promise. A download time more than
+   * the clock skew ahead of the clock (a clock stepped back, a replica's clock far ahead) is not
+   * fresh: the same rule as for `.ts`, or the page would stay for the size of the step.
+   */
   fresh(): Page | undefined {
-    return Date.now() - this.fetchedAt < this.config.ttlMs ? this.page : undefined;
+    const age = Date.now() - this.fetchedAt;
+    return age < this.config.ttlMs && age >= -CLOCK_SKEW_MS ? this.page : undefined;
   }
 
   /** The page to serve now; undefined means there is no image and none came within FETCH_TIMEOUT_MS. */
@@ -50,7 +56,7 @@ export class ImageCache {
       void this.refresh();
       return this.page;
     }
-    if (Date.now() < this.retryAt && !this.refreshing) return undefined;
+    if (performance.now() < this.retryAt && !this.refreshing) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.fetchTimeoutMs)));
     await Promise.race([this.refresh(), bound]);
@@ -60,7 +66,7 @@ export class ImageCache {
 
   /** Seconds until the source is tried again: the 503's Retry-After. */
   retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+    return Math.max(1, Math.ceil((this.retryAt - performance.now()) / 1000));
   }
 
   /**
@@ -88,7 +94,7 @@ export class ImageCache {
   }
 
   refresh(): Promise<void> {
-    if (this.stop.signal.aborted || Date.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
+    if (this.stop.signal.aborted || performance.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
     if (this.refreshing === undefined) {
       if (this.page) this.log.info({ ...this.age(), dir: this.volume.dir }, 'image stale');
       else this.log.info({ ttlSeconds: this.config.ttlMs / 1000, dir: this.volume.dir }, 'image missing');
@@ -122,8 +128,8 @@ export class ImageCache {
   }
 
   private checkDisk(): Promise<void> {
-    if (this.fresh() || Date.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
-    this.checkedAt = Date.now();
+    if (this.fresh() || performance.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
+    this.checkedAt = performance.now();
     this.checking ??= this.load().then(() => (this.checking = undefined));
     return this.checking;
   }
@@ -150,14 +156,14 @@ export class ImageCache {
           log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: got.finalUrl }, 'download done');
         },
         () => this.load(),
-        Date.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
+        performance.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
         this.stop.signal,
       );
       this.failures = 0;
       this.retryAt = 0;
     } catch (error) {
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failures++) * (0.8 + Math.random() * 0.4);
-      this.retryAt = Date.now() + backoff;
+      this.retryAt = performance.now() + backoff;
       const { code, message } = error as { code?: string; message: string };
       log.warn({ code, reason: message, retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
     }

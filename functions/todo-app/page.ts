@@ -116,15 +116,18 @@ export function renderPage(input: PageInput): Page {
   );
   const body = Buffer.from(html, 'utf8');
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+  // Never in the future (RFC 9110 8.8.2.1): a download time a little ahead of this clock, from a
+  // replica whose clock runs ahead, is said as now.
+  const modified = Math.min(input.fetchedAt, Date.now());
   return {
     body,
     etag,
-    lastModified: Math.floor(input.fetchedAt / 1000) * 1000,
+    lastModified: Math.floor(modified / 1000) * 1000,
     headers: {
       'Content-Type': 'text/html; charset=utf-8',
       'Content-Length': body.length,
       ETag: etag,
-      'Last-Modified': httpDate(input.fetchedAt),
+      'Last-Modified': httpDate(modified),
       'Cache-Control': 'no-cache',
       ...SECURITY_HEADERS,
     },

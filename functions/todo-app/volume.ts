@@ -3,7 +3,7 @@
 // fsync, rename, so a reader in any replica sees a whole image or the old one.
 // Reads trust nothing: whatever the folder holds, at worst it is ignored.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from './log.js';
@@ -28,7 +28,10 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
 const STAMP_MAX_BYTES = 1024;
 /** A saved verdict is a few fields of JSON. */
 const VERDICT_MAX_BYTES = 4096;
-/** A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule). */
+/**
+ * A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule;
+ * a holder touches it every LOCK_STALE_MS / 2), and so is one dated more than CLOCK_SKEW_MS ahead.
+ */
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
 const TEMP = /^\..+\.tmp$/;
@@ -239,13 +242,14 @@ export class Volume {
   /**
    * Runs `work` holding the volume's refresh lock (proper-lockfile: a directory
    * made with mkdir, atomic on local disks and NFS alike). While another
-   * process holds it, `settled()` is asked between tries: when that process has
+   * process holds it, `settled()` is asked between tries (until `deadline`, in performance.now() time): when that process has
    * finished the work for us, we stop waiting and `work` never runs.
    */
   async withLock<T>(work: () => Promise<T>, settled: () => Promise<boolean>, deadline: number, signal: AbortSignal): Promise<T | undefined> {
     const lockfile = (await import('proper-lockfile')).default;
     for (;;) {
       let release: () => Promise<void>;
+      await this.dropFutureLock();
       try {
         release = await lockfile.lock(this.imagePath, {
           lockfilePath: this.lockPath,
@@ -264,7 +268,7 @@ export class Volume {
         }
         if (await settled()) return undefined;
         if (signal.aborted) throw new LockTimeoutError('stopped while waiting for the refresh lock');
-        if (Date.now() > deadline) throw new LockTimeoutError('another replica held the refresh lock past the wait bound');
+        if (performance.now() > deadline) throw new LockTimeoutError('another replica held the refresh lock past the wait bound');
         await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
         continue;
       }
@@ -274,6 +278,23 @@ export class Volume {
         await release().catch((error: Error) => this.log.warn({ reason: error.message }, 'refresh lock release failed'));
       }
     }
+  }
+
+  /**
+   * proper-lockfile's isLockStale looks only at the past: a lock dated in the future (a holder
+   * whose clock ran ahead and then died, a `touch -d 2099`) would stop every refresh until that
+   * date. One dated more than CLOCK_SKEW_MS ahead is stale by the same rule as `.ts`: removed, if
+   * its mtime is still the one judged (a process that took it over meanwhile set a new one), then
+   * taken as usual. The window between the second look and the removal is the one proper-lockfile
+   * has itself when it removes a lock stale in the past.
+   */
+  private async dropFutureLock(): Promise<void> {
+    const judged = await stat(this.lockPath).catch(() => undefined);
+    if (judged === undefined || judged.mtimeMs - Date.now() <= CLOCK_SKEW_MS) return;
+    const again = await stat(this.lockPath).catch(() => undefined);
+    if (again?.mtimeMs !== judged.mtimeMs) return;
+    await rmdir(this.lockPath).catch(() => undefined);
+    this.log.warn({ lockDatedAt: new Date(judged.mtimeMs).toISOString() }, 'refresh lock dated in the future: taken over');
   }
 
   private verdictPath(name: string): string {
