@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
 import { precondition, renderUnavailable, type Page } from './page.js';
+import { withoutCredentials } from './source.js';
 import { Volume } from './volume.js';
 
 export interface FunctionEvent {
@@ -76,7 +77,7 @@ function logStart(): void {
   const { imageUrl, ...rest } = config;
   const age = cache.age();
   const image = { ...age, state: cache.fresh() ? 'fresh' : age.ageSeconds === undefined ? 'none' : 'stale' };
-  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
+  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: withoutCredentials(imageUrl) } }, 'todo-app started');
 }
 
 /**

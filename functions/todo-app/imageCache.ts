@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { photoIdOf, renderPage, type Page } from './page.js';
 import { verdictOf, type Picture } from './picture.js';
-import { download } from './source.js';
+import { download, withoutCredentials, withoutCredentialsIn } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
 import { CLOCK_SKEW_MS, LOCK_STALE_MS, type Volume } from './volume.js';
 
@@ -142,7 +142,7 @@ export class ImageCache {
         async () => {
           if (await this.load()) return; // a replica finished while we waited for the lock
           await volume.removeOrphans();
-          log.info({ url: config.imageUrl.href }, 'download start');
+          log.info({ url: withoutCredentials(config.imageUrl) }, 'download start');
           const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
           const photoId = photoIdOf(got.picsumId);
           const picture = { ...(await this.pictures.check(got.bytes)), ...(photoId === undefined ? {} : { photoId }) };
@@ -153,7 +153,7 @@ export class ImageCache {
             log.error({ code: error.code, reason: error.message }, 'cannot save the image on the volume; serving it from memory'),
           );
           const { width, height } = picture;
-          log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: got.finalUrl }, 'download done');
+          log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: withoutCredentials(got.finalUrl) }, 'download done');
         },
         () => this.load(),
         performance.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
@@ -165,7 +165,7 @@ export class ImageCache {
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failures++) * (0.8 + Math.random() * 0.4);
       this.retryAt = performance.now() + backoff;
       const { code, message } = error as { code?: string; message: string };
-      log.warn({ code, reason: message, retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
+      log.warn({ code, reason: withoutCredentialsIn(message), retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
     }
   }
 
