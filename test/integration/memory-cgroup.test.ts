@@ -30,6 +30,8 @@ const PICTURES = [
   { kind: 'png8-rgba-8192', type: 'image/png', fate: 'served' },
   { kind: 'jpeg-8192', type: 'image/jpeg', fate: 'served' },
   { kind: 'webp-animated-2048x16', type: 'image/webp', fate: 'served' },
+  { kind: 'avif-2048', type: 'image/avif', fate: 'served' },
+  { kind: 'gif-4096', type: 'image/gif', fate: 'served' },
 ] as const;
 type Kind = (typeof PICTURES)[number]['kind'];
 
