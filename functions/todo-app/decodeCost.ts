@@ -4,11 +4,13 @@
 // claim 8192 x 8192 pixels, and some decoders hold every one of them at once.
 //
 // Every pass the function makes is one sequential pass of libvips (sharp's
-// default access), into a small output: the check shrinks to 1 x 1, the page's
-// copy to IMAGE_WIDTH. What such a pass holds, by format (libvips 8.18 as
-// sharp 0.35 ships it; measured as peak RSS over 2048^2 to 8192^2 pictures,
-// flat and noise, into widths 1 to 2400; the estimate below was above every
-// measurement, by 1.14x at the closest, an 8192^2 GIF into 600 px):
+// default access), into a small output: the check squeezes each line into one
+// pixel (a column as tall as the picture: every line and every pixel is read),
+// the page's copy shrinks to IMAGE_WIDTH. What such a pass holds, by format
+// (libvips 8.18 as sharp 0.35 ships it; measured as peak RSS over 2048^2 to
+// 8192^2 pictures, flat and noise, into the column and widths 1 to 2400; the
+// estimate below was above every measurement, by 1.14x at the closest, an
+// 8192^2 GIF into 600 px):
 //
 // - JPEG, baseline: streams, a few MCU rows; libjpeg shrinks on load by 2, 4
 //   or 8 when the output is that much smaller. Progressive: libjpeg keeps every
@@ -38,9 +40,9 @@ const WEBP_FRAME_BYTES_PER_PIXEL = 16;
 
 const BYTES_PER_SAMPLE: Record<string, number> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, double: 8, complex: 8, dpcomplex: 16 };
 
-/** The pixels a pass puts out: 1 x 1 for the check, else `width` wide, never enlarged. */
+/** The pixels a pass puts out: one column for the check, else `target` wide, never enlarged. */
 function outputOf(width: number, height: number, target: number | undefined): { width: number; height: number } {
-  if (target === undefined) return { width: 1, height: 1 };
+  if (target === undefined) return { width: 1, height };
   if (width <= target) return { width, height };
   return { width: target, height: Math.max(1, Math.round((height * target) / width)) };
 }
@@ -53,7 +55,8 @@ function jpegShrinkOnLoad(shrink: number): number {
 
 /**
  * The most memory, in bytes, that one sequential pass of libvips over the first
- * frame takes: into 1 x 1 (`target` undefined, the check) or `target` pixels wide.
+ * frame takes: into one column (`target` undefined, the check; no shrink on
+ * load then) or `target` pixels wide.
  */
 export function decodeCost(meta: Metadata, target?: number): number {
   const width = meta.width ?? 0;

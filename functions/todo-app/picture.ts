@@ -122,8 +122,9 @@ function undecodable(error: unknown): PictureError {
 
 /**
  * Decodes every pixel: a truncated, forged or oversized file fails here, never in the resize
- * or the browser. One sequential pass into a 1 x 1 output: libvips streams it, and JPEG and
- * WebP are read at a reduced scale, where every entropy-coded byte is still decoded.
+ * or the browser. One sequential pass that squeezes each line into one pixel: libvips streams
+ * it, and every line and every pixel is read. A pass into 1 x 1 would not do: libvips' shrink
+ * drops the last (height mod factor) lines unread, and a JPEG cut short there passed.
  */
 export async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<Picture> {
   if (bytes.length > limits.maxBytes) throw new PictureError(`${bytes.length} bytes is over MAX_IMAGE_BYTES ${limits.maxBytes}`);
@@ -135,7 +136,10 @@ export async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<Pict
         throw new PictureError(`not a supported picture (format ${meta.format ?? 'unknown'}${meta.compression ? ` ${meta.compression}` : ''})`);
       }
       const open = await sharp();
-      await open(bytes, DECODE).resize(1, 1, { fit: 'fill' }).raw().toBuffer();
+      await open(bytes, DECODE)
+        .resize(1, meta.pageHeight ?? meta.height, { fit: 'fill' })
+        .raw()
+        .toBuffer();
       return { mime, width: meta.width, height: meta.height, sha256: sha256(bytes) };
     } catch (error) {
       throw undecodable(error);

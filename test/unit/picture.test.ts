@@ -32,6 +32,13 @@ describe('pictures', async () => {
     await assert.rejects(inspect(broken, LIMITS), PictureError, 'so the check refuses it too');
   });
 
+  it('refuses a JPEG cut anywhere and closed with an end marker, its last lines too: the check reads every line', async () => {
+    for (const seed of [11, 22, 33]) {
+      const photo = await makeJpeg(seed, 160 + seed * 4, 120 + seed * 2, true);
+      for (const keep of [0.7, 0.88, 0.95, 0.98]) await assert.rejects(inspect(cutWithEndMarker(photo, keep), LIMITS), PictureError, `seed ${seed}, cut at ${keep}`);
+    }
+  });
+
   it('refuses a header claiming 40000 x 40000 pixels, and bytes over MAX_IMAGE_BYTES', async () => {
     await assert.rejects(inspect(withClaimedSize(jpeg, 40_000, 40_000), LIMITS), /pixel limit/);
     await assert.rejects(inspect(jpeg, { ...LIMITS, maxBytes: jpeg.length - 1 }), /over MAX_IMAGE_BYTES/);
