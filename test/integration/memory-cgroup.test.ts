@@ -89,6 +89,9 @@ describe('in a 256 MiB memory cgroup (stack.yml), no picture takes the function 
     const anon = watchAnon(group);
     const fn = await startFunction({ LOG_LEVEL: 'debug', FETCH_TIMEOUT_MS: '30000', ...env }, { wrap: group.wrap, readyTimeoutMs: 30_000 });
     try {
+      // The budget comes from the group's limit, read as the process sees it: 256 - 64 - 4 x 10 MiB.
+      const started = await eventually(() => fn.logs().find((line) => line.msg === 'todo-app started'), 5_000, 'the start line');
+      assert.equal((started.settings as { decodeBudgetBytes: number }).decodeBudgetBytes, 152 * MIB);
       await check(fn);
       assert.equal(group.oomKills(), 0, `${label}: the OOM killer stepped in\n${fn.output().slice(-2000)}`);
       assert.equal(group.underOom(), false);
