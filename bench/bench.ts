@@ -15,6 +15,7 @@
 // it), and so is the load generator (autocannon's CLI); the bench process only
 // starts them, times single requests and the bursts, and reads /proc.
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,7 @@ import { freePort } from '../test/support/ports.ts';
 import { makeJpeg, startSource, type ImageSource } from '../test/support/source.ts';
 import { nginxUnavailable, startEdgeCache } from '../test/support/edge-cache.ts';
 import { startWatchdog } from '../test/support/watchdog.ts';
+import { createMemoryCgroup, memoryCgroupsUnavailable, STACK_MEMORY_LIMIT_BYTES, watchAnon } from '../test/support/memoryCgroup.ts';
 import { build, type Build } from './build.ts';
 import { accepts, autocannon, machine, median, peakRssMb, quantile, request, round, sleep, spread, type Answer, type LoadResult } from './lib.ts';
 import { createLog } from '../functions/todo-app/log.ts';
@@ -50,8 +52,8 @@ if (args.help) {
 
 const SHORT = args.short === true;
 const SETTINGS = SHORT
-  ? { coldRuns: 3, startBurstRuns: 3, connections: 10, seconds: 2, rounds: 1, warmupSeconds: 1, staleReps: 1, refreshRuns: 1 }
-  : { coldRuns: 25, startBurstRuns: 9, connections: 10, seconds: 10, rounds: 3, warmupSeconds: 3, staleReps: 3, refreshRuns: 5 };
+  ? { coldRuns: 3, startBurstRuns: 3, connections: 10, seconds: 2, rounds: 1, warmupSeconds: 1, staleReps: 1, refreshRuns: 1, soakSeconds: 4 }
+  : { coldRuns: 25, startBurstRuns: 9, connections: 10, seconds: 10, rounds: 3, warmupSeconds: 3, staleReps: 3, refreshRuns: 5, soakSeconds: 30 };
 /** Lorem Picsum's /1200 is about 135 kB; makeJpeg's noise at 685 x 685 gives as much. */
 const IMAGE = { width: 685, height: 685, noise: true };
 const BURST = { replicas: 4, requests: 100, sourceDelayMs: 1500, ttlSeconds: 5 };
@@ -84,7 +86,7 @@ async function volume(image: Buffer, fetchedAt: number): Promise<string> {
   const dir = path.join(volumes, `v${++volumeCount}`);
   const saved = new Volume(dir, createLog('silent', undefined));
   await saved.prepare();
-  await saved.writeImage(image, fetchedAt, verdictOf(await inspect(image, 10 * 1024 * 1024)));
+  await saved.writeImage(image, fetchedAt, verdictOf(await inspect(image, { maxBytes: 10 * 1024 * 1024, budgetBytes: 1024 * 1024 * 1024 })));
   return dir;
 }
 
@@ -371,6 +373,69 @@ async function refreshCost(image: Buffer, width: number | undefined) {
   return { imageWidth: width ?? null, firstMs: median(first), nextMs: median(again), firstSamplesMs: first, nextSamplesMs: again, peakRssMb: round(peakMb) };
 }
 
+// ---------------------------------------------------------------- memory in a cgroup
+
+/**
+ * A client that sends a request and never reads: its socket keeps the answer (a page version)
+ * queued in the function for as long as the connection lives.
+ */
+function stalledClient(port: number): net.Socket {
+  const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n'));
+  socket.pause();
+  socket.on('error', () => undefined);
+  return socket;
+}
+
+/**
+ * The function in a 256 MiB memory cgroup (stack.yml's limit), its decode budget derived from
+ * it, under the warm load for soakSeconds while the picture is refreshed every second at 600 px
+ * and one more stalled client connects every second: the cgroup's peak charge (page cache
+ * included), the peak of its anonymous memory (memory.stat rss, sampled every 10 ms) and its
+ * OOM kills. Needs root; without it the row says so.
+ */
+async function memorySoak(): Promise<Results['memorySoak']> {
+  const unavailable = memoryCgroupsUnavailable();
+  if (unavailable !== undefined) return { measured: false, note: `not measured (${unavailable})` };
+  const group = createMemoryCgroup('bench');
+  const anon = watchAnon(group);
+  const dir = path.join(volumes, `soak-${++volumeCount}`);
+  const fn = await startFunction(fnEnv(dir, { IMAGE_TTL_SECONDS: '1', IMAGE_WIDTH: String(RESIZE_WIDTH) }), { entry: code.functionEntry, cwd: code.dir, wrap: group.wrap });
+  const stalled: net.Socket[] = [];
+  try {
+    await request(fn.url);
+    const before = source.downloads;
+    const opener = setInterval(() => stalled.push(stalledClient(fn.port)), 1000);
+    stalled.push(stalledClient(fn.port));
+    const load = await autocannon(fn.url, SETTINGS.connections, SETTINGS.soakSeconds);
+    clearInterval(opener);
+    const started = fn.logs().find((line) => line.msg === 'todo-app started') as { settings?: { decodeBudgetBytes?: number } } | undefined;
+    const figures = {
+      measured: true as const,
+      seconds: SETTINGS.soakSeconds,
+      limitMiB: round(STACK_MEMORY_LIMIT_BYTES / 2 ** 20),
+      decodeBudgetMiB: round((started?.settings?.decodeBudgetBytes ?? NaN) / 2 ** 20),
+      imageWidth: RESIZE_WIDTH,
+      refreshes: source.downloads - before,
+      stalledClients: stalled.length,
+      reqPerSec: round(load.reqPerSec, 0),
+      maxUsageMiB: round(group.maxUsageBytes() / 2 ** 20, 1),
+      peakAnonMiB: round(anon.peakBytes() / 2 ** 20, 1),
+      oomKills: group.oomKills(),
+      alive: fn.child.exitCode === null && fn.child.signalCode === null,
+    };
+    progress(
+      `memory soak in ${figures.limitMiB} MiB: ${figures.refreshes} refreshes at ${RESIZE_WIDTH} px, ${figures.stalledClients} stalled clients, ${figures.reqPerSec} req/s; ` +
+        `max usage ${figures.maxUsageMiB} MiB, peak anonymous ${figures.peakAnonMiB} MiB, decode budget ${figures.decodeBudgetMiB} MiB, ${figures.oomKills} OOM kills`,
+    );
+    return figures;
+  } finally {
+    anon.stop();
+    for (const socket of stalled) socket.destroy();
+    await fn.kill();
+    group.remove();
+  }
+}
+
 // ---------------------------------------------------------------- through of-watchdog
 
 /** `fwatchdog --version` prints `Version: 0.11.6	SHA: 9bdadb1` (through Go's log, on stderr). */
@@ -491,6 +556,7 @@ async function main(): Promise<void> {
     const refreshResized = await refreshCost(image, RESIZE_WIDTH);
     const watchdogFigures = await throughWatchdog(image);
     const edgeFigures = await behindEdgeCache(image);
+    const soakFigures = await memorySoak();
 
     const { bytes, rss, ...warmFigures } = w;
     const results: Results = {
@@ -508,6 +574,7 @@ async function main(): Promise<void> {
       bytes,
       watchdog: watchdogFigures,
       edge: edgeFigures,
+      memorySoak: soakFigures,
       targets: [],
       durationSeconds: 0,
     };

@@ -90,6 +90,22 @@ export interface Results {
         /** A short TTL, read without a pause through the cache: what reaches the replicas. */
         perTtl: { ttlSeconds: number; seconds: number; reads: number; reachedReplicas: number; perTtl: number; downloads: number };
       });
+  memorySoak:
+    | { measured: false; note: string }
+    | {
+        measured: true;
+        seconds: number;
+        limitMiB: number;
+        decodeBudgetMiB: number;
+        imageWidth: number;
+        refreshes: number;
+        stalledClients: number;
+        reqPerSec: number;
+        maxUsageMiB: number;
+        peakAnonMiB: number;
+        oomKills: number;
+        alive: boolean;
+      };
   targets: Target[];
   durationSeconds: number;
 }
@@ -104,6 +120,17 @@ export function targets(r: Results): Target[] {
     { key: 'staleDownloads', name: 'stale burst downloads (worst repetition)', value: r.staleBurst.stale.downloads, limit: '= 1', met: r.staleBurst.reps.every((rep) => rep.stale.downloads === 1) },
     { key: 'staleMedian', name: 'stale burst median, stale / fresh', value: r.staleBurst.medianRatio, limit: '<= 1.5', met: r.staleBurst.medianRatio <= 1.5 },
     { key: 'rssAfterRefreshes', name: `peak RSS after refreshes with IMAGE_WIDTH=${r.refresh.resized.imageWidth} (MB)`, value: resizedRss, limit: '<= 100', met: resizedRss <= 100 },
+    ...(r.memorySoak.measured
+      ? [
+          {
+            key: 'memorySoak',
+            name: `peak anonymous memory in ${r.memorySoak.limitMiB} MiB under the soak (MiB), no OOM kill`,
+            value: r.memorySoak.peakAnonMiB,
+            limit: `<= ${r.memorySoak.limitMiB}`,
+            met: r.memorySoak.oomKills === 0 && r.memorySoak.alive && r.memorySoak.peakAnonMiB <= r.memorySoak.limitMiB,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -151,6 +178,7 @@ function rows(r: Results): string[][] {
     [`same with IMAGE_WIDTH=${r.refresh.resized.imageWidth}`, ms(r.refresh.resized.firstMs), ms(r.refresh.resized.nextMs), '', '', ''],
     [`peak RSS after refreshes with IMAGE_WIDTH=${r.refresh.resized.imageWidth} (MB, sharp loaded)`, n(r.rss.afterRefreshesResizedMb, 1), '', '', ...target('rssAfterRefreshes')],
     ['peak RSS after refreshes, original size (MB)', n(r.rss.afterRefreshesOriginalMb, 1), '', '', '', ''],
+    ...soakRows(r),
     ['', 'through of-watchdog', 'direct', '', '', ''],
     wd.measured
       ? [`warm throughput through of-watchdog ${wd.version} (req/s, ${load(wd)})`, n(wd.watchdog.reqPerSec), n(wd.direct.reqPerSec), n(wd.throughputRatio, 2), '', '']
@@ -174,6 +202,23 @@ function edgeRows(e: Results['edge'], load: (l: WarmLoad) => string): string[][]
       '',
       '',
       '',
+    ],
+  ];
+}
+
+function soakRows(r: Results): string[][] {
+  const m = r.memorySoak;
+  if (!m.measured) return [['', 'in a 256 MiB memory cgroup', '', '', '', ''], ['peak memory under a soak with refreshes and stalled clients', m.note, '', '', '', '']];
+  const t = r.targets.find((x) => x.key === 'memorySoak')!;
+  return [
+    ['', `in a ${m.limitMiB} MiB memory cgroup`, 'decode budget', '', '', ''],
+    [
+      `peak memory, max usage / anonymous (MiB; ${m.seconds} s soak at ${n(m.reqPerSec)} req/s, ${m.refreshes} refreshes at ${m.imageWidth} px, ${m.stalledClients} stalled clients; ${m.oomKills} OOM kills)`,
+      `${n(m.maxUsageMiB, 1)} / ${n(m.peakAnonMiB, 1)}`,
+      n(m.decodeBudgetMiB),
+      '',
+      t.limit.replace('<=', '≤'),
+      mark(t.met),
     ],
   ];
 }

@@ -1,5 +1,6 @@
 // Settings come from the environment only, every one optional. A value that does
 // not parse stops the start: a typo in stack.yml must not become a silent default.
+import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_STALE_IF_ERROR_SECONDS, DEFAULT_STALE_WHILE_REVALIDATE_SECONDS, type CachePolicy } from './caching.js';
 
@@ -11,6 +12,10 @@ export interface Config {
   imageWidth: number | undefined;
   fetchTimeoutMs: number;
   maxImageBytes: number;
+  /** The most memory one decode of a picture may take (DECODE_BUDGET_BYTES, or derived from the memory limit). */
+  decodeBudgetBytes: number;
+  /** The memory limit the budget was derived from; undefined when DECODE_BUDGET_BYTES set it. */
+  memoryLimitBytes: number | undefined;
   enableShutdown: boolean;
   logLevel: string;
   logFile: string | undefined;
@@ -72,19 +77,60 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(name, 'must be true or false', raw);
 }
 
-export function loadConfig(env: Env = process.env): Config {
+const MIB = 1024 * 1024;
+/**
+ * What the process holds besides a decode: Node, V8's heap, got, pino, sharp and libvips
+ * loaded (measured: 45-55 MiB of anonymous memory after refreshes at 600 px), with room for
+ * malloc's arenas.
+ */
+export const PROCESS_RESERVE_BYTES = 64 * MIB;
+/**
+ * Copies of a picture alive while a new one is decoded, each up to MAX_IMAGE_BYTES: the
+ * download's bytes, the page being built from them and the page still served (a page is the
+ * picture in base64, 4/3 of it, and the copy of the previous page a slow client still reads).
+ */
+export const PICTURE_COPIES = 4;
+
+/**
+ * The memory limit of this process: its cgroup's (v2 memory.max, or v1 memory.limit_in_bytes,
+ * found through /proc/self/cgroup, as libuv reads it for process.constrainedMemory()), or the
+ * machine's memory when there is none or it is larger.
+ */
+export function memoryLimit(): number {
+  const constrained = process.constrainedMemory();
+  const machine = os.totalmem();
+  return constrained > 0 && constrained < machine ? constrained : machine;
+}
+
+/**
+ * The decode budget when DECODE_BUDGET_BYTES is unset: the memory limit less what the process
+ * holds anyway (PROCESS_RESERVE_BYTES and PICTURE_COPIES pictures). In stack.yml's 256 MiB with
+ * the default MAX_IMAGE_BYTES (10 MiB): 256 - 64 - 40 = 152 MiB. Never below 0: a limit too
+ * small for the reserve refuses every picture that needs decoding, and says why.
+ */
+export function derivedDecodeBudget(limitBytes: number, maxImageBytes: number): number {
+  return Math.max(0, limitBytes - PROCESS_RESERVE_BYTES - PICTURE_COPIES * maxImageBytes);
+}
+
+export function loadConfig(env: Env = process.env, limitBytes: () => number = memoryLimit): Config {
   const logLevel = read(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel);
   }
   const width = read(env, 'IMAGE_WIDTH');
+  const maxImageBytes = wholeNumber(env, 'MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
+  const budget = read(env, 'DECODE_BUDGET_BYTES');
+  const memoryLimitBytes = budget === undefined ? limitBytes() : undefined;
   return {
     imageUrl: imageUrl(env),
     imageDir: path.resolve(read(env, 'IMAGE_DIR') ?? './data/images'),
     ttlMs: wholeNumber(env, 'IMAGE_TTL_SECONDS', 600, 1, YEAR_SECONDS) * 1000,
     imageWidth: width === undefined ? undefined : wholeNumber(env, 'IMAGE_WIDTH', 0, 16, 8192),
     fetchTimeoutMs: wholeNumber(env, 'FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
-    maxImageBytes: wholeNumber(env, 'MAX_IMAGE_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxImageBytes,
+    decodeBudgetBytes:
+      memoryLimitBytes === undefined ? wholeNumber(env, 'DECODE_BUDGET_BYTES', 0, 16 * MIB, 1024 * 1024 * MIB) : derivedDecodeBudget(memoryLimitBytes, maxImageBytes),
+    memoryLimitBytes,
     enableShutdown: flag(env, 'ENABLE_SHUTDOWN'),
     logLevel,
     logFile: read(env, 'LOG_FILE'),

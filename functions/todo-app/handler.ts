@@ -3,7 +3,8 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
-import { notModified, renderUnavailable, type Page } from './page.js';
+import { precondition, renderUnavailable, type Page } from './page.js';
+import { withoutCredentials } from './source.js';
 import { Volume } from './volume.js';
 
 export interface FunctionEvent {
@@ -76,7 +77,7 @@ function logStart(): void {
   const { imageUrl, ...rest } = config;
   const age = cache.age();
   const image = { ...age, state: cache.fresh() ? 'fresh' : age.ageSeconds === undefined ? 'none' : 'stale' };
-  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
+  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: withoutCredentials(imageUrl) } }, 'todo-app started');
 }
 
 /**
@@ -108,10 +109,15 @@ function send(event: FunctionEvent, context: FunctionContext, page: Page | undef
   if (page === undefined) {
     const unavailable = renderUnavailable(cache.retryAfterSeconds(), config.imageUrl, config.caching);
     context.status(503).headers(unavailable.headers).succeed(unavailable.body);
-  } else if (notModified(event.headers, page)) {
-    context.status(304).headers(page.notModifiedHeadersAt(Date.now())).succeed();
   } else {
-    context.status(200).headers(page.headersAt(Date.now())).succeed(page.body);
+    const verdict = precondition(event.method, event.headers, page);
+    if (verdict === 'not-modified') {
+      context.status(304).headers(page.notModifiedHeadersAt(Date.now())).succeed();
+    } else if (verdict === 'failed') {
+      context.status(412).headers({ ...TEXT, ETag: page.etag }).succeed('Precondition Failed\n');
+    } else {
+      context.status(200).headers(page.headersAt(Date.now())).succeed(page.body);
+    }
   }
   if (!startLogged) scheduleStartLine();
 }

@@ -6,10 +6,10 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { photoIdOf, renderPage, type Page } from './page.js';
-import { inspect, verdictOf, type Picture } from './picture.js';
-import { download } from './source.js';
+import { verdictOf, type Picture } from './picture.js';
+import { download, withoutCredentials, withoutCredentialsIn } from './source.js';
 import { VerifiedPictures } from './verifiedPictures.js';
-import { LOCK_STALE_MS, type Volume } from './volume.js';
+import { CLOCK_SKEW_MS, LOCK_STALE_MS, type Volume } from './volume.js';
 
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_MAX_MS = 60_000;
@@ -23,6 +23,7 @@ export class ImageCache {
   private checking: Promise<void> | undefined;
   private checkedAt = -Infinity;
   private failures = 0;
+  /** performance.now() of the next try: a back-off and the disk look below are durations, which a step of the wall clock must not stretch. */
   private retryAt = 0;
   /** Why the saved image was last ignored: said once, not on every look at the disk. */
   private ignored: string | undefined;
@@ -34,12 +35,17 @@ export class ImageCache {
     private readonly volume: Volume,
     private readonly log: Logger,
   ) {
-    this.pictures = new VerifiedPictures(volume, config.maxImageBytes, log);
+    this.pictures = new VerifiedPictures(volume, { maxBytes: config.maxImageBytes, budgetBytes: config.decodeBudgetBytes }, log);
   }
 
-  /** The page while it is fresh: the hot path, no I/O and no promise. */
+  /**
+   * The page while it is fresh: the hot path, no I/O and no promise. A download time more than
+   * the clock skew ahead of the clock (a clock stepped back, a replica's clock far ahead) is not
+   * fresh: the same rule as for `.ts`, or the page would stay for the size of the step.
+   */
   fresh(): Page | undefined {
-    return Date.now() - this.fetchedAt < this.config.ttlMs ? this.page : undefined;
+    const age = Date.now() - this.fetchedAt;
+    return age < this.config.ttlMs && age >= -CLOCK_SKEW_MS ? this.page : undefined;
   }
 
   /** The page to serve now; undefined means there is no image and none came within FETCH_TIMEOUT_MS. */
@@ -50,7 +56,7 @@ export class ImageCache {
       void this.refresh();
       return this.page;
     }
-    if (Date.now() < this.retryAt && !this.refreshing) return undefined;
+    if (performance.now() < this.retryAt && !this.refreshing) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.fetchTimeoutMs)));
     await Promise.race([this.refresh(), bound]);
@@ -60,7 +66,7 @@ export class ImageCache {
 
   /** Seconds until the source is tried again: the 503's Retry-After. */
   retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+    return Math.max(1, Math.ceil((this.retryAt - performance.now()) / 1000));
   }
 
   /**
@@ -88,7 +94,7 @@ export class ImageCache {
   }
 
   refresh(): Promise<void> {
-    if (this.stop.signal.aborted || Date.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
+    if (this.stop.signal.aborted || performance.now() < this.retryAt) return this.refreshing ?? Promise.resolve();
     if (this.refreshing === undefined) {
       if (this.page) this.log.info({ ...this.age(), dir: this.volume.dir }, 'image stale');
       else this.log.info({ ttlSeconds: this.config.ttlMs / 1000, dir: this.volume.dir }, 'image missing');
@@ -122,8 +128,8 @@ export class ImageCache {
   }
 
   private checkDisk(): Promise<void> {
-    if (this.fresh() || Date.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
-    this.checkedAt = Date.now();
+    if (this.fresh() || performance.now() - this.checkedAt < DISK_CHECK_MS) return this.checking ?? Promise.resolve();
+    this.checkedAt = performance.now();
     this.checking ??= this.load().then(() => (this.checking = undefined));
     return this.checking;
   }
@@ -136,10 +142,10 @@ export class ImageCache {
         async () => {
           if (await this.load()) return; // a replica finished while we waited for the lock
           await volume.removeOrphans();
-          log.info({ url: config.imageUrl.href }, 'download start');
+          log.info({ url: withoutCredentials(config.imageUrl) }, 'download start');
           const got = await download(config.imageUrl, { timeoutMs: config.fetchTimeoutMs, maxBytes: config.maxImageBytes, signal: this.stop.signal });
           const photoId = photoIdOf(got.picsumId);
-          const picture = { ...(await inspect(got.bytes, config.maxImageBytes)), ...(photoId === undefined ? {} : { photoId }) };
+          const picture = { ...(await this.pictures.check(got.bytes)), ...(photoId === undefined ? {} : { photoId }) };
           const fetchedAt = Date.now();
           // The page first: bytes it cannot be built from are never saved over a good image.
           await this.install(got.bytes, picture, fetchedAt);
@@ -147,19 +153,19 @@ export class ImageCache {
             log.error({ code: error.code, reason: error.message }, 'cannot save the image on the volume; serving it from memory'),
           );
           const { width, height } = picture;
-          log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: got.finalUrl }, 'download done');
+          log.info({ bytes: got.bytes.length, ms: got.ms, picsumId: got.picsumId, width, height, url: withoutCredentials(got.finalUrl) }, 'download done');
         },
         () => this.load(),
-        Date.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
+        performance.now() + config.fetchTimeoutMs + LOCK_STALE_MS * 2,
         this.stop.signal,
       );
       this.failures = 0;
       this.retryAt = 0;
     } catch (error) {
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failures++) * (0.8 + Math.random() * 0.4);
-      this.retryAt = Date.now() + backoff;
+      this.retryAt = performance.now() + backoff;
       const { code, message } = error as { code?: string; message: string };
-      log.warn({ code, reason: message, retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
+      log.warn({ code, reason: withoutCredentialsIn(message), retryInMs: Math.round(backoff), keeping: this.page ? 'the current image' : 'nothing' }, 'refresh failed');
     }
   }
 

@@ -1,9 +1,15 @@
 // pino: JSON lines on stdout, and the same lines in LOG_FILE when it is set (the
 // seed app kept /app/logs/todo-app.log). The function logs on events (start-up,
-// refreshes, failures) and, at debug, per request; synchronous writes cost
-// nothing users feel and no line is lost when the process is killed or crashes.
-// Logging can never stop the function: a LOG_FILE that could block it is
-// refused at start, and a log disk that fails later costs only the file's lines.
+// refreshes, failures) and, at debug, per request.
+//
+// Logging can never stop or slow the function. stdout is written line by line,
+// at once, through a descriptor of its own that never blocks (a non-blocking
+// reopen of fd 1, stdoutLines below): a line the reader cannot take now (a pipe
+// nobody reads: EAGAIN; a reader gone: EPIPE; a full disk: ENOSPC) is dropped and
+// counted, and said on stderr at most once a minute. Nothing waits in memory, so
+// no line already written is lost when the process is killed or crashes; the
+// lines lost are those a stuck reader could not take. A LOG_FILE that could block
+// it is refused at start, and a log disk that fails later costs only the file's lines.
 //
 // pino itself is loaded with the first line written, not at start: requiring it
 // costs 10-16 ms on Node 22 (it loads its transport, thread-stream and
@@ -52,6 +58,62 @@ function openLogFile(file: string): number {
   }
 }
 
+/** A failure of stdout is said on stderr at most this often, with the lines dropped since the last time. */
+const STDOUT_REPORT_EVERY_MS = 60_000;
+
+/**
+ * A descriptor for `fd` (stdout, stderr) whose writes never block: /proc/self/fd/N opened
+ * anew is a file description of our own on the same pipe, terminal or file, so O_NONBLOCK
+ * there leaves the descriptor our parent (of-watchdog, a shell) shares with us as it is.
+ * Where it cannot be reopened (a socket, no /proc), fd itself.
+ */
+function nonBlocking(fd: number): number {
+  try {
+    return fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NONBLOCK);
+  } catch {
+    return fd;
+  }
+}
+
+let stderrFd: number | undefined;
+
+/** One JSON line on stderr, where the function reports what its log cannot say; never blocks, never throws. */
+function sayOnStderr(fields: object): void {
+  stderrFd ??= nonBlocking(2);
+  try {
+    fs.writeSync(stderrFd, `${JSON.stringify({ level: 40, time: Date.now(), fn: 'todo-app', ...fields })}\n`);
+  } catch {
+    // stderr is stuck too: nothing is left to tell
+  }
+}
+
+/**
+ * stdout for pino: each line written at once with one write(2) on a descriptor that never
+ * blocks (lines up to 4 KiB reach a pipe whole or not at all). Rather than sonic-boom, which
+ * retries EAGAIN for ever (sync: the event loop stops; async: an unbounded or dropping buffer,
+ * and an exit that waits on flushSync), a line that cannot go now is dropped and counted.
+ */
+export function stdoutLines(fd = nonBlocking(1)): { write(line: string): boolean } {
+  let dropped = 0;
+  let reportedAt = -Infinity;
+  return {
+    write(line: string): boolean {
+      try {
+        fs.writeSync(fd, line);
+      } catch (error) {
+        dropped++;
+        const now = Date.now();
+        if (now - reportedAt >= STDOUT_REPORT_EVERY_MS) {
+          reportedAt = now;
+          const code = (error as NodeJS.ErrnoException).code;
+          sayOnStderr({ code, dropped, msg: 'stdout cannot take log lines; dropping them, the function goes on (said at most once a minute)' });
+        }
+      }
+      return true;
+    },
+  };
+}
+
 /**
  * A failed write to the file (ENOSPC, EIO, EPIPE) is said once on stderr, and
  * the line stays queued: sonic-boom retries the queue with the next line, so
@@ -60,7 +122,7 @@ function openLogFile(file: string): number {
 function reportFailures(destination: EventEmitter, file: string): void {
   let failing = false;
   let dropped = 0;
-  const say = (fields: object): void => void process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), fn: 'todo-app', file, ...fields })}\n`);
+  const say = (fields: object): void => sayOnStderr({ file, ...fields });
   destination.on('error', (error: NodeJS.ErrnoException) => {
     if (!failing) say({ code: error.code, msg: 'LOG_FILE cannot be written; logging on stdout only, retrying the file with each new line' });
     failing = true;
@@ -78,7 +140,7 @@ function build(level: string, fd: number | undefined, file: string | undefined):
   // A require() here, not an import at the top: this is what keeps pino off the start.
   const pino = require('pino') as typeof import('pino');
   const options = { level, base: { fn: 'todo-app' } };
-  const stdout = pino.destination({ dest: 1, sync: true });
+  const stdout = stdoutLines();
   if (fd === undefined || file === undefined) return pino(options, stdout);
   const toFile = pino.destination({ dest: fd, sync: true, maxLength: LOG_FILE_BACKLOG_BYTES });
   reportFailures(toFile, file);

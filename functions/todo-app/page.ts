@@ -1,6 +1,7 @@
 // The page is the same bytes until the image changes: it is rendered once per
 // image into a Buffer with its headers, and every request sends that Buffer.
 import { createHash } from 'node:crypto';
+import fresh from 'fresh';
 import { DEFAULT_CACHE_POLICY, pageCacheControl, secondsLeft, unavailableCacheControl, type CachePolicy } from './caching.js';
 
 export type HeaderValues = Record<string, string | number>;
@@ -38,8 +39,11 @@ export interface PageInput {
   caching?: CachePolicy | undefined;
 }
 
+/** The page's background: the resized copy lays a transparent picture on it (picture.ts). */
+export const PAGE_BACKGROUND = '#f6f6f4';
+
 const STYLE = [
-  'body{margin:0;font-family:system-ui,sans-serif;background:#f6f6f4;color:#222}',
+  `body{margin:0;font-family:system-ui,sans-serif;background:${PAGE_BACKGROUND};color:#222}`,
   'main{max-width:72rem;margin:0 auto;padding:1rem;text-align:center}',
   'h1{font-size:1.6rem;margin:.5rem 0 .25rem}',
   '.lede{margin:0 0 1rem;color:#444}',
@@ -129,7 +133,10 @@ export function renderPage(input: PageInput): Page {
   const body = Buffer.from(html, 'utf8');
   // The bytes name the page: the same image with the same settings is the same ETag on every replica.
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
-  const lastModified = httpDate(input.fetchedAt);
+  // Never in the future (RFC 9110 8.8.2.1): a download time a little ahead of this clock, from a
+  // replica whose clock runs ahead, is said as now.
+  const modified = Math.min(input.fetchedAt, Date.now());
+  const lastModified = httpDate(modified);
   const base: HeaderValues = {
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Length': body.length,
@@ -154,7 +161,7 @@ export function renderPage(input: PageInput): Page {
   return {
     body,
     etag,
-    lastModified: Math.floor(input.fetchedAt / 1000) * 1000,
+    lastModified: Math.floor(modified / 1000) * 1000,
     expiresAt,
     headersAt(now) {
       at(now);
@@ -190,22 +197,44 @@ export function renderUnavailable(retryAfterSeconds: number, source: URL, cachin
   };
 }
 
-/** True when an If-None-Match header names this ETag (weak comparison, RFC 9110 13.1.2). */
-export function matchesEtag(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+const DAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d\\d:\\d\\d:\\d\\d';
+/** RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must still read. */
+const HTTP_DATE = [
+  new RegExp(`^${DAY}, \\d\\d ${MONTH} \\d{4} ${TIME} GMT$`),
+  new RegExp(`^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d\\d-${MONTH}-\\d\\d ${TIME} GMT$`),
+  new RegExp(`^${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4}$`),
+];
+
+/** An HTTP-date as an IMF-fixdate, or undefined for anything else ("2027", "yesterday"): a recipient ignores those. */
+export function httpDateOf(value: string | undefined): string | undefined {
+  if (value === undefined || !HTTP_DATE.some((form) => form.test(value))) return undefined;
+  // asctime carries no zone: it is GMT, never the local time of whoever reads it.
+  const ms = Date.parse(value.endsWith('GMT') ? value : `${value} GMT`);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toUTCString();
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /**
- * Whether the client's copy is current (RFC 9110 13.2.2): If-None-Match decides when it is
- * sent; otherwise If-Modified-Since, a valid HTTP date not before Last-Modified.
+ * What the conditional headers make of a request for the page (RFC 9110 13.1-13.2): 'not-modified'
+ * (304) only for GET and HEAD; 'failed' (412) when another method carries an If-None-Match that
+ * matches; else 'send'. jshttp's fresh (Express and Koa's) makes the GET/HEAD decision, with two
+ * points of RFC 9110 settled before it: If-Modified-Since counts only as a valid HTTP-date (fresh
+ * takes anything Date.parse reads, "2027" included), and a request's Cache-Control: no-cache is not
+ * passed (fresh then answers 200, where 13.1.2 says an origin MUST answer 304).
  */
-export function notModified(headers: Record<string, string | string[] | undefined>, page: Page): boolean {
-  const inm = headers['if-none-match'];
-  if (inm !== undefined) return matchesEtag(Array.isArray(inm) ? inm.join(',') : inm, page.etag);
-  const ims = headers['if-modified-since'];
-  if (typeof ims !== 'string') return false;
-  const since = Date.parse(ims);
-  return !Number.isNaN(since) && page.lastModified <= since;
+export function precondition(method: string, headers: Record<string, string | string[] | undefined>, page: Page): 'send' | 'not-modified' | 'failed' {
+  const noneMatch = single(headers['if-none-match']);
+  const representation = { etag: page.etag, 'last-modified': httpDate(page.lastModified) };
+  if (method !== 'GET' && method !== 'HEAD') {
+    // 13.1.3: If-Modified-Since only for GET and HEAD; 13.1.2: a false If-None-Match is a 412 for the rest.
+    return noneMatch !== undefined && fresh({ 'if-none-match': noneMatch }, representation) ? 'failed' : 'send';
+  }
+  // 13.1.3: If-Modified-Since is ignored when If-None-Match is sent.
+  const modifiedSince = noneMatch === undefined ? httpDateOf(single(headers['if-modified-since'])?.trim()) : undefined;
+  return fresh({ 'if-none-match': noneMatch, 'if-modified-since': modifiedSince }, representation) ? 'not-modified' : 'send';
 }

@@ -3,8 +3,8 @@
 // fsync, rename, so a reader in any replica sees a whole image or the old one.
 // Reads trust nothing: whatever the folder holds, at worst it is ignored.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { constants } from 'node:os';
+import { mkdir, open, readdir, rename, rmdir, stat, unlink, utimes } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from './log.js';
 import { readRegular } from './regularFile.js';
@@ -28,16 +28,61 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
 const STAMP_MAX_BYTES = 1024;
 /** A saved verdict is a few fields of JSON. */
 const VERDICT_MAX_BYTES = 4096;
-/** A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule). */
+/**
+ * A lock whose holder stopped touching it this long ago is taken over (proper-lockfile's rule;
+ * a holder touches it every LOCK_STALE_MS / 2), and so is one dated more than CLOCK_SKEW_MS ahead.
+ */
 export const LOCK_STALE_MS = 10_000;
 const LOCK_POLL_MS = 200;
 const TEMP = /^\..+\.tmp$/;
 /** "Stale file handle": the file a cached name led to was replaced on another node. */
-const ESTALE = constants.errno.ESTALE;
+const ESTALE = os.constants.errno.ESTALE;
 /** Temps of image.jpg and .ts: only the lock holder writes those two. */
 const LOCKED_TEMP = /^\.\.?(image\.jpg|ts)\.\d+\.[0-9a-f]+\.tmp$/;
 /** Variants and verdicts are written outside the lock; a younger temp of one may still be in use. */
 const UNLOCKED_TEMP_GRACE_MS = 60_000;
+
+/** A decode in progress touches its mark this often. */
+const MARK_TOUCH_MS = 2_000;
+/**
+ * A mark untouched this long lost its process. Judged on the reader's clock, which may be up
+ * to CLOCK_SKEW_MS ahead of the writer's: a live decode on a slow-clocked node stays alive.
+ */
+const MARK_STALE_MS = CLOCK_SKEW_MS + LOCK_STALE_MS;
+/** A dead mark records that these bytes killed a decode; the refresh's cleanup drops it after a day. */
+const DEAD_MARK_KEPT_MS = 24 * 3600_000;
+/** A mark is a few fields of JSON. */
+const MARK_MAX_BYTES = 1024;
+const MARK = /^\.decoding-[0-9a-f]{32}\./;
+/** Tells this process from an earlier one with the same pid (a restarted container has the same host name and often the same pid). */
+const INSTANCE = randomBytes(8).toString('hex');
+
+function markPrefix(sha256: string): string {
+  return `.decoding-${sha256.slice(0, 32)}.`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether the process that wrote a decode mark is gone. On this host the pid says so at once
+ * (our own pid in another life, or no such process); from another host (another node, or the
+ * pod before a rollout) only the mark's age can: its process touched it every MARK_TOUCH_MS.
+ */
+function markIsDead(mark: unknown, mtimeMs: number, now: number): boolean {
+  const { host, pid, instance } = (typeof mark === 'object' && mark !== null ? mark : {}) as Record<string, unknown>;
+  if (host === os.hostname() && Number.isInteger(pid) && (pid as number) > 0) {
+    if (pid === process.pid) return instance !== INSTANCE;
+    if (!alive(pid as number)) return true;
+  }
+  return now - mtimeMs > MARK_STALE_MS || mtimeMs - now > CLOCK_SKEW_MS;
+}
 
 export class LockTimeoutError extends Error {
   readonly code = 'LOCK_TIMEOUT';
@@ -169,12 +214,56 @@ export class Volume {
   }
 
   /**
+   * Marks a decode of the bytes named by `sha256` as in progress, durably, before it starts:
+   * when the process dies in the decode (the OOM killer, a crash in libvips), the mark stays,
+   * and no process decodes those bytes again (diedDecoding). Returns what ends the mark.
+   */
+  async markDecoding(sha256: string): Promise<() => Promise<void>> {
+    const file = path.join(this.dir, `${markPrefix(sha256)}${process.pid}.${randomBytes(4).toString('hex')}`);
+    await this.writeAtomic(file, JSON.stringify({ sha256, host: os.hostname(), pid: process.pid, instance: INSTANCE }));
+    await this.syncDir();
+    const touch = setInterval(() => {
+      const now = new Date();
+      void utimes(file, now, now).catch(() => undefined);
+    }, MARK_TOUCH_MS);
+    touch.unref();
+    return async () => {
+      clearInterval(touch);
+      await unlink(file).catch(() => undefined);
+    };
+  }
+
+  /** Whether a process died decoding the bytes named by `sha256`: its mark outlived it. */
+  async diedDecoding(sha256: string): Promise<boolean> {
+    const prefix = markPrefix(sha256);
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.startsWith(prefix)) continue;
+      // Gone since the listing: that decode ended.
+      const saved = await readRegular(path.join(this.dir, name), MARK_MAX_BYTES).catch(() => undefined);
+      if (saved === undefined) continue;
+      let mark: unknown;
+      try {
+        mark = JSON.parse(saved.bytes.toString('utf8'));
+      } catch {
+        mark = undefined;
+      }
+      if (markIsDead(mark, saved.mtimeMs, Date.now())) return true;
+    }
+    return false;
+  }
+
+  /**
    * Removes temp files left by a killed process. Called under the lock: nobody
    * else writes the image now, so every image temp is an orphan.
    */
   async removeOrphans(): Promise<number> {
     let removed = 0;
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (MARK.test(name)) {
+        const info = await stat(path.join(this.dir, name)).catch(() => undefined);
+        if (info !== undefined && Date.now() - info.mtimeMs > DEAD_MARK_KEPT_MS) await unlink(path.join(this.dir, name)).then(() => removed++, () => undefined);
+        continue;
+      }
       if (!TEMP.test(name)) continue;
       const file = path.join(this.dir, name);
       if (!LOCKED_TEMP.test(name)) {
@@ -189,13 +278,14 @@ export class Volume {
   /**
    * Runs `work` holding the volume's refresh lock (proper-lockfile: a directory
    * made with mkdir, atomic on local disks and NFS alike). While another
-   * process holds it, `settled()` is asked between tries: when that process has
+   * process holds it, `settled()` is asked between tries (until `deadline`, in performance.now() time): when that process has
    * finished the work for us, we stop waiting and `work` never runs.
    */
   async withLock<T>(work: () => Promise<T>, settled: () => Promise<boolean>, deadline: number, signal: AbortSignal): Promise<T | undefined> {
     const lockfile = (await import('proper-lockfile')).default;
     for (;;) {
       let release: () => Promise<void>;
+      await this.dropFutureLock();
       try {
         release = await lockfile.lock(this.imagePath, {
           lockfilePath: this.lockPath,
@@ -214,7 +304,7 @@ export class Volume {
         }
         if (await settled()) return undefined;
         if (signal.aborted) throw new LockTimeoutError('stopped while waiting for the refresh lock');
-        if (Date.now() > deadline) throw new LockTimeoutError('another replica held the refresh lock past the wait bound');
+        if (performance.now() > deadline) throw new LockTimeoutError('another replica held the refresh lock past the wait bound');
         await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
         continue;
       }
@@ -224,6 +314,23 @@ export class Volume {
         await release().catch((error: Error) => this.log.warn({ reason: error.message }, 'refresh lock release failed'));
       }
     }
+  }
+
+  /**
+   * proper-lockfile's isLockStale looks only at the past: a lock dated in the future (a holder
+   * whose clock ran ahead and then died, a `touch -d 2099`) would stop every refresh until that
+   * date. One dated more than CLOCK_SKEW_MS ahead is stale by the same rule as `.ts`: removed, if
+   * its mtime is still the one judged (a process that took it over meanwhile set a new one), then
+   * taken as usual. The window between the second look and the removal is the one proper-lockfile
+   * has itself when it removes a lock stale in the past.
+   */
+  private async dropFutureLock(): Promise<void> {
+    const judged = await stat(this.lockPath).catch(() => undefined);
+    if (judged === undefined || judged.mtimeMs - Date.now() <= CLOCK_SKEW_MS) return;
+    const again = await stat(this.lockPath).catch(() => undefined);
+    if (again?.mtimeMs !== judged.mtimeMs) return;
+    await rmdir(this.lockPath).catch(() => undefined);
+    this.log.warn({ lockDatedAt: new Date(judged.mtimeMs).toISOString() }, 'refresh lock dated in the future: taken over');
   }
 
   private verdictPath(name: string): string {

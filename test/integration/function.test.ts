@@ -143,6 +143,11 @@ describe('the todo-app function', () => {
     assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-Modified-Since': lastModified, 'If-None-Match': '"other"' } })).status, 200, 'If-None-Match decides when both are sent');
     assert.equal((await cached.arrayBuffer()).byteLength, 0);
     assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-None-Match': '"stale"' } })).status, 200);
+    // RFC 9110 13.1: a 304 is for GET and HEAD only; If-Modified-Since counts only as an HTTP-date.
+    assert.equal((await fetch(`${fn.url}/`, { method: 'POST', headers: { 'If-None-Match': '*' } })).status, 412);
+    assert.equal((await fetch(`${fn.url}/`, { method: 'POST', headers: { 'If-None-Match': etag } })).status, 412);
+    assert.equal((await fetch(`${fn.url}/`, { method: 'POST', headers: { 'If-Modified-Since': lastModified } })).status, 200, 'ignored on POST');
+    assert.equal((await fetch(`${fn.url}/`, { headers: { 'If-Modified-Since': '2027' } })).status, 200, 'not an HTTP-date');
 
     for (const method of ['PUT', 'DELETE', 'PATCH']) {
       const answer = await fetch(`${fn.url}/`, { method, body: method === 'DELETE' ? undefined : 'x' });

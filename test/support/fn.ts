@@ -49,6 +49,10 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   entry?: string;
   cwd?: string;
+  /** Runs the command through another, e.g. a shell that first joins a memory cgroup (memoryCgroup.ts). */
+  wrap?: (command: string, args: string[]) => { command: string; args: string[] };
+  /** Where the process's stdout goes; default a pipe the test reads. */
+  stdout?: 'pipe' | number;
 }
 
 const running = new Set<ChildProcess>();
@@ -89,10 +93,11 @@ export function watch(child: ChildProcess): Running & { alive(): boolean } {
 
 export async function startFunction(env: Record<string, string>, options: StartOptions = {}): Promise<FunctionProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, [options.entry ?? entry], {
+  const command = options.wrap?.(process.execPath, [options.entry ?? entry]) ?? { command: process.execPath, args: [options.entry ?? entry] };
+  const child = spawn(command.command, command.args, {
     cwd: options.cwd ?? repoRoot,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
   });
   running.add(child);
   void watch(child).exited.then(() => running.delete(child));

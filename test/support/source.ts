@@ -29,6 +29,10 @@ export interface SourceOptions {
   noise?: boolean;
   /** AVIF instead of JPEG, labelled image/avif. */
   format?: 'jpeg' | 'avif';
+  /** These pictures instead of made ones, each with its own content-type. */
+  given?: Array<{ bytes: Buffer; type: string }>;
+  /** The address to listen on (default 127.0.0.1); IMAGE_URL names it. */
+  host?: string;
 }
 
 export interface ImageSource {
@@ -44,6 +48,8 @@ export interface ImageSource {
   /** The bytes of the picture served by download n (1-based). */
   served: Buffer[];
   pictures: Buffer[];
+  /** When set, `/1200` answers 302 to this Location instead of to a picture of its own. */
+  redirectTo: string | undefined;
   close(): Promise<void>;
 }
 
@@ -58,13 +64,14 @@ export async function makeJpeg(seed: number, width = 320, height = 240, noise = 
 }
 
 export async function startSource(options: SourceOptions = {}): Promise<ImageSource> {
-  const count = options.pictures ?? 4;
-  const pictures: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
+  const count = options.given?.length ?? options.pictures ?? 4;
+  const pictures: Buffer[] = options.given?.map((picture) => picture.bytes) ?? [];
+  for (let i = pictures.length; i < count; i++) {
     const jpeg = await makeJpeg(i + 1, options.width, options.height, options.noise);
     pictures.push(options.format === 'avif' ? await sharp(jpeg).avif().toBuffer() : jpeg);
   }
-  const type = options.format === 'avif' ? 'image/avif' : 'image/jpeg';
+  const made = options.format === 'avif' ? 'image/avif' : 'image/jpeg';
+  const typeOf = (index: number): string => options.given?.[index]?.type ?? made;
   const sockets = new Set<net.Socket>();
   const state: ImageSource = {
     url: '',
@@ -75,6 +82,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
     delayMs: options.delayMs ?? 0,
     served: [],
     pictures,
+    redirectTo: undefined,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -88,6 +96,10 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
       res.writeHead(302, { Location: url === '/1200' ? '/loop/1' : `/loop/${Number(url.split('/')[2] ?? 0) + 1}` }).end();
       return;
     }
+    if (url === '/1200' && state.redirectTo !== undefined) {
+      res.writeHead(302, { Location: state.redirectTo }).end();
+      return;
+    }
     if (url === '/1200') {
       res.writeHead(302, { Location: `/id/${(state.downloads % count) + 1}/1200/1200.jpg` }).end();
       return;
@@ -98,6 +110,7 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
     }
     const n = ++state.downloads;
     const picture = pictures[(n - 1) % count]!;
+    const type = typeOf((n - 1) % count);
     const answer = (): void => {
       switch (state.mode) {
         case 'error':
@@ -172,8 +185,9 @@ export async function startSource(options: SourceOptions = {}): Promise<ImageSou
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
   state.port = (server.address() as net.AddressInfo).port;
-  state.url = `http://127.0.0.1:${state.port}/1200`;
+  state.url = `http://${host.includes(':') ? `[${host}]` : host}:${state.port}/1200`;
   return state;
 }

@@ -32,6 +32,7 @@ describe('settings', () => {
       CACHE_MAX_AGE_SECONDS: '0',
       CACHE_STALE_WHILE_REVALIDATE_SECONDS: '0',
       CACHE_STALE_IF_ERROR_SECONDS: '86400',
+      DECODE_BUDGET_BYTES: String(100 * 1024 * 1024),
     });
     assert.deepEqual(
       { ...config, imageUrl: config.imageUrl.href },
@@ -42,12 +43,25 @@ describe('settings', () => {
         imageWidth: 600,
         fetchTimeoutMs: 2500,
         maxImageBytes: 2048,
+        decodeBudgetBytes: 100 * 1024 * 1024,
+        memoryLimitBytes: undefined,
         enableShutdown: true,
         logLevel: 'debug',
         logFile: '/tmp/x.log',
         caching: { maxAgeSeconds: 0, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 86_400 },
       },
     );
+  });
+
+  it("derives the decode budget from the memory limit: the limit less the process's reserve and four pictures", () => {
+    const MIB = 1024 * 1024;
+    const limit = 256 * MIB;
+    const derived = loadConfig({}, () => limit);
+    assert.equal(derived.memoryLimitBytes, limit);
+    assert.equal(derived.decodeBudgetBytes, 152 * MIB, 'stack.yml: 256 MiB - 64 MiB - 4 x 10 MiB');
+    assert.equal(loadConfig({ MAX_IMAGE_BYTES: String(20 * MIB) }, () => limit).decodeBudgetBytes, 112 * MIB);
+    assert.equal(loadConfig({}, () => 64 * MIB).decodeBudgetBytes, 0, 'a limit below the reserve refuses every decode');
+    assert.equal(loadConfig({ DECODE_BUDGET_BYTES: String(300 * MIB) }, () => limit).decodeBudgetBytes, 300 * MIB, 'the setting wins');
   });
 
   it('treats an empty value as unset, as a blank line in stack.yml means', () => {
@@ -71,6 +85,8 @@ describe('settings', () => {
     ['CACHE_MAX_AGE_SECONDS', 'forever'],
     ['CACHE_STALE_WHILE_REVALIDATE_SECONDS', '1.5'],
     ['CACHE_STALE_IF_ERROR_SECONDS', '99999999999'],
+    ['DECODE_BUDGET_BYTES', '128Mi'],
+    ['DECODE_BUDGET_BYTES', '1000'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)} with a message that names it`, () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { CONTENT_SECURITY_POLICY, every, matchesEtag, notModified, renderPage, renderUnavailable } from '../../functions/todo-app/page.ts';
+import { CONTENT_SECURITY_POLICY, every, httpDateOf, precondition, renderPage, renderUnavailable } from '../../functions/todo-app/page.ts';
 import type { CachePolicy } from '../../functions/todo-app/caching.ts';
 import { makeJpeg } from '../support/source.ts';
 
@@ -127,23 +127,35 @@ describe('the page', async () => {
     assert.ok(page.body.length <= 1.4 * image.length, `${page.body.length} vs ${image.length}`);
   });
 
-  it('matches If-None-Match as RFC 9110 says', () => {
-    assert.equal(matchesEtag(page.etag, page.etag), true);
-    assert.equal(matchesEtag(`"x", W/${page.etag}`, page.etag), true);
-    assert.equal(matchesEtag('*', page.etag), true);
-    assert.equal(matchesEtag('"other"', page.etag), false);
-    assert.equal(matchesEtag(undefined, page.etag), false);
+  it('If-None-Match gives 304 to GET and HEAD, weak or strong, in a list or as *; 412 to any other method (RFC 9110 13.1.2)', () => {
+    const at = (method: string, inm: string): string => precondition(method, { 'if-none-match': inm }, page);
+    for (const inm of [page.etag, `"x", W/${page.etag}`, '*']) {
+      assert.equal(at('GET', inm), 'not-modified', inm);
+      assert.equal(at('HEAD', inm), 'not-modified', inm);
+      assert.equal(at('POST', inm), 'failed', inm);
+    }
+    assert.equal(at('GET', '"other"'), 'send');
+    assert.equal(at('POST', '"other"'), 'send');
+    assert.equal(precondition('GET', {}, page), 'send');
+    assert.equal(precondition('GET', { 'if-none-match': page.etag, 'cache-control': 'no-cache' }, page), 'not-modified', 'no-cache is for caches, not for the origin');
   });
 
-  it('If-Modified-Since gives 304 like If-None-Match, and If-None-Match wins when both are sent (RFC 9110 13.2.2)', () => {
+  it('If-Modified-Since gives 304 only to GET and HEAD, only as a valid HTTP-date, and only without If-None-Match (RFC 9110 13.1.3)', () => {
     const lm = headers['Last-Modified'] as string;
-    assert.equal(notModified({ 'if-modified-since': lm }, page), true);
-    assert.equal(notModified({ 'if-modified-since': 'Wed, 25 Nov 2026 10:05:00 GMT' }, page), true);
-    assert.equal(notModified({ 'if-modified-since': 'Wed, 25 Nov 2026 09:59:59 GMT' }, page), false);
-    assert.equal(notModified({ 'if-modified-since': 'yesterday' }, page), false);
-    assert.equal(notModified({ 'if-none-match': '"other"', 'if-modified-since': lm }, page), false);
-    assert.equal(notModified({ 'if-none-match': page.etag, 'if-modified-since': 'Wed, 25 Nov 2026 09:00:00 GMT' }, page), true);
-    assert.equal(notModified({}, page), false);
+    const ims = (value: string, method = 'GET', more: Record<string, string> = {}): string => precondition(method, { 'if-modified-since': value, ...more }, page);
+    assert.equal(ims(lm), 'not-modified');
+    assert.equal(ims(lm, 'HEAD'), 'not-modified');
+    assert.equal(ims('Wed, 25 Nov 2026 10:05:00 GMT'), 'not-modified');
+    assert.equal(ims('Wednesday, 25-Nov-26 10:05:00 GMT'), 'not-modified', 'the obsolete RFC 850 form');
+    assert.equal(ims('Wed Nov 25 10:05:00 2026'), 'not-modified', 'asctime, read as GMT');
+    assert.equal(ims('Wed, 25 Nov 2026 09:59:59 GMT'), 'send');
+    assert.equal(ims(lm, 'POST'), 'send', 'ignored on POST');
+    assert.equal(ims('2027'), 'send', 'not an HTTP-date');
+    assert.equal(ims('yesterday'), 'send');
+    assert.equal(ims('2027-01-01T00:00:00Z'), 'send', 'ISO 8601 is not an HTTP-date');
+    assert.equal(ims(lm, 'GET', { 'if-none-match': '"other"' }), 'send', 'If-None-Match decides when both are sent');
+    assert.equal(ims('Wed, 25 Nov 2026 09:00:00 GMT', 'GET', { 'if-none-match': page.etag }), 'not-modified');
+    assert.equal(httpDateOf('Sun Nov  6 08:49:37 1994'), 'Sun, 06 Nov 1994 08:49:37 GMT');
   });
 
   it('says when the photo is unavailable, with Retry-After, and tries again by itself with no script', () => {

@@ -170,7 +170,7 @@ describe('the volume', () => {
           return 'work';
         },
         async () => ++asked >= 3,
-        Date.now() + 10_000,
+        performance.now() + 10_000,
         new AbortController().signal,
       );
       assert.equal(ran, false);
@@ -188,10 +188,25 @@ describe('the volume', () => {
         return 'done';
       },
       async () => false,
-      Date.now() + 1000,
+      performance.now() + 1000,
       new AbortController().signal,
     );
     assert.equal(result, 'done');
     assert.equal(fs.existsSync(path.join(dir, '.refresh.lock')), false);
+  });
+
+  it('takes over at once a lock dated more than the clock skew ahead (touch -d 2099), not one within it', async () => {
+    const lock = path.join(dir, '.refresh.lock');
+    const work = (): Promise<string | undefined> => volume.withLock(async () => 'ran', async () => false, performance.now() + 1500, new AbortController().signal);
+    fs.mkdirSync(lock);
+    fs.utimesSync(lock, new Date('2099-01-01T00:00:00Z'), new Date('2099-01-01T00:00:00Z'));
+    const started = performance.now();
+    assert.equal(await work(), 'ran');
+    assert.ok(performance.now() - started < 1000, 'at once, not after a wait');
+    fs.mkdirSync(lock);
+    const soon = new Date(Date.now() + 60_000); // a holder whose clock runs a minute ahead: alive
+    fs.utimesSync(lock, soon, soon);
+    await assert.rejects(work(), /held the refresh lock past the wait bound/);
+    fs.rmdirSync(lock);
   });
 });
