@@ -89,17 +89,28 @@ function sayOnStderr(fields: object): void {
 
 /**
  * stdout for pino: each line written at once with one write(2) on a descriptor that never
- * blocks (lines up to 4 KiB reach a pipe whole or not at all). Rather than sonic-boom, which
- * retries EAGAIN for ever (sync: the event loop stops; async: an unbounded or dropping buffer,
- * and an exit that waits on flushSync), a line that cannot go now is dropped and counted.
+ * blocks. Rather than sonic-boom, which retries EAGAIN for ever (sync: the event loop stops;
+ * async: an unbounded or dropping buffer, and an exit that waits on flushSync), a line that
+ * cannot go now is dropped and counted. A pipe takes a line of up to PIPE_BUF (4 KiB) whole
+ * or not at all; a longer one it may take in part: its end is kept (one line at most, never
+ * more) and written before anything else, and lines that come while it cannot go are
+ * dropped, so the reader never sees two lines run into one.
  */
 export function stdoutLines(fd = nonBlocking(1)): { write(line: string): boolean } {
   let dropped = 0;
   let reportedAt = -Infinity;
+  let rest: Buffer | undefined;
+  /** Writes what it can of `bytes`; returns the end the descriptor did not take, if any. */
+  const send = (bytes: Buffer): Buffer | undefined => {
+    const written = fs.writeSync(fd, bytes);
+    return written < bytes.length ? bytes.subarray(written) : undefined;
+  };
   return {
     write(line: string): boolean {
       try {
-        fs.writeSync(fd, line);
+        if (rest !== undefined) rest = send(rest);
+        if (rest !== undefined) throw Object.assign(new Error('the end of a long line is still waiting'), { code: 'EAGAIN' });
+        rest = send(Buffer.from(line));
       } catch (error) {
         dropped++;
         const now = Date.now();
