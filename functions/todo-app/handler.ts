@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
 import { notModified, renderUnavailable, type Page } from './page.js';
-import { Volume } from './volume.js';
+import { Volume, volumeAdvice, type VolumeState } from './volume.js';
 
 export interface FunctionEvent {
   method: string;
@@ -25,6 +25,7 @@ let cache: ImageCache;
 let debugRequests = false;
 let listeningOn: string | undefined;
 let startLogged = false;
+let volumeState: VolumeState;
 
 /** This function never reads a request body: the wrapper discards bodies unread. */
 export const maxBodyBytes = 0;
@@ -42,7 +43,11 @@ export async function init(start: { requestTimeoutMs?: number | undefined } = {}
   });
   debugRequests = log.isLevelEnabled('debug');
   const volume = new Volume(config.imageDir, log);
-  await volume.prepare();
+  volumeState = await volume.state();
+  // Said now, before any request: a volume that cannot keep the image defeats the reason for the
+  // volume, and the first download is too late to learn it. Loading pino for it costs a start only here.
+  const advice = volumeAdvice(volumeState);
+  if (advice !== undefined) log.warn({ ...volumeState, fix: advice }, volumeWarning(volumeState));
   cache = new ImageCache(config, volume, log);
   await cache.load().catch(() => false);
 }
@@ -76,7 +81,12 @@ function logStart(): void {
   const { imageUrl, ...rest } = config;
   const age = cache.age();
   const image = { ...age, state: cache.fresh() ? 'fresh' : age.ageSeconds === undefined ? 'none' : 'stale' };
-  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
+  log.info({ url: listeningOn, image, volume: volumeState, settings: { ...rest, imageUrl: imageUrl.href } }, 'todo-app started');
+}
+
+function volumeWarning(volume: VolumeState): string {
+  const what = volume.state === 'not creatable' ? 'cannot be created' : volume.state === 'read-only' ? 'is on a read-only file system' : 'is not writable';
+  return `IMAGE_DIR ${what}; images will live in memory only`;
 }
 
 /**
