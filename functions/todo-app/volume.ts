@@ -101,7 +101,7 @@ export class Volume {
   /**
    * Creates the folder when it is missing, one level at a time, and says how that went; never
    * throws. Not `mkdir(dir, { recursive: true })`: where mkdir answers ENOENT below a folder that
-   * exists (/proc, /sys), Node's recursive mkdir climbs back up and retries for ever at 100 % CPU,
+   * exists (/proc), Node's recursive mkdir climbs back up and retries for ever at 100 % CPU,
    * and where a level cannot be made it reports ENOENT for the folder asked for, not the real
    * cause (EROFS, EACCES) of the level that failed.
    */
@@ -139,7 +139,7 @@ export class Volume {
     const prepared = await this.prepare();
     if ('code' in prepared) {
       if (prepared.code === 'ENOENT' && prepared.parentExists) {
-        throw new ConfigError('IMAGE_DIR', `no folder can be made in ${path.dirname(prepared.at)} (mkdir ${prepared.at}: ENOENT; a virtual file system such as /proc or /sys)`, this.dir);
+        throw new ConfigError('IMAGE_DIR', `no folder can be made in ${path.dirname(prepared.at)} (mkdir ${prepared.at}: ENOENT; a virtual file system such as /proc)`, this.dir);
       }
       return { dir: this.dir, state: 'not creatable', code: prepared.code, at: prepared.at, uid, gid };
     }

@@ -181,8 +181,8 @@ describe('the todo-app function', () => {
   it('shows a careful page: title, heading, alt text, the times, a CSP and nosniff', async () => {
     const fn = await start();
     const page = await getPage(`${fn.url}/`);
-    assert.match(page.body, /<title>Todo app<\/title>/);
-    assert.match(page.body, /<h1>Todo app<\/h1>/);
+    assert.match(page.body, /<title>Random photo · todo-app<\/title>/);
+    assert.match(page.body, /<h1>Random photo<\/h1>/);
     assert.match(page.body, /<img src="data:image\/jpeg;base64,[^"]+" alt="[^"]+">/);
     const stamp = fs.readFileSync(path.join(dir, '.ts'), 'utf8');
     assert.ok(page.body.includes(`<time datetime="${stamp}">`), 'the fetch time is on the page');
