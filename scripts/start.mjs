@@ -6,9 +6,11 @@
 // stderr (where a bad setting or a taken port is reported) passes through
 // untouched, and this process ends with the function's own exit code.
 //
-// The process tree: npm -> node scripts/node22.mjs (package.json's `exec`
-// leaves no shell between them) -> this script -> node dist/index.js. SIGTERM or
-// SIGINT to any one of them stops all four and frees the port:
+// The process tree: npm -> node scripts/node22.mjs -> this script -> node
+// dist/index.js. npm runs a script through `sh -c` (@npmcli/run-script
+// lib/make-spawn-args.js, `shell: scriptShell`, true by default); package.json's
+// `exec` replaces that shell with node22.mjs. SIGTERM or SIGINT to any one of
+// them stops all four and frees the port:
 // - npm passes SIGINT and SIGTERM on to the script's process and waits for it
 //   (@npmcli/run-script lib/signal-manager.js, forwardedSignals, for a script run
 //   with stdio 'inherit' as `npm start` is), then ends as that process ended. With
