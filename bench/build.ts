@@ -1,12 +1,12 @@
-// A private build for one bench run: the function compiled exactly as
-// `npm run build` compiles it (the same two tsc projects), the floor (CommonJS)
+// A private build for one bench run: the function compiled by `npm run build`'s
+// own code (scripts/build.mjs, which writes what tsc writes), the floor (CommonJS)
 // and the bare ESM server, in a temporary folder. A concurrent `npm run build`
-// (rm -rf dist) or a test run in the same checkout cannot change the code under
+// (which rewrites dist/) or a test run in the same checkout cannot change the code under
 // a measurement.
-import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { build as buildFunction } from '../scripts/build.mjs';
 import { repoRoot } from '../test/support/fn.ts';
 
 export interface Build {
@@ -19,16 +19,6 @@ export interface Build {
   esmEntry: string;
   ms: number;
   remove(): void;
-}
-
-function tsc(args: string[]): Promise<void> {
-  const bin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [bin, ...args], { cwd: repoRoot }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`tsc ${args.join(' ')} failed:\n${stdout}${stderr}`));
-      else resolve();
-    });
-  });
 }
 
 /**
@@ -58,15 +48,11 @@ export async function build(): Promise<Build> {
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   const app = path.join(dir, 'app');
   try {
+    buildFunction({ outDir: app, say: () => undefined });
     await Promise.all([
-      tsc(['-p', 'tsconfig.function.json', '--outDir', path.join(app, 'function')]),
-      tsc(['-p', 'tsconfig.wrapper.json', '--outDir', app]),
       transpile(['bench/floor.cts', 'functions/todo-app/page.ts', 'functions/todo-app/caching.ts'], path.join(dir, 'floor'), 'commonjs'),
       transpile(['bench/bare-esm.ts', 'functions/todo-app/page.ts', 'functions/todo-app/caching.ts'], path.join(dir, 'esm'), 'module'),
     ]);
-    // As npm run build and the image: the wrapper and the function are CommonJS.
-    copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(app, 'package.json'));
-    copyFileSync(path.join(repoRoot, 'functions/todo-app/package.json'), path.join(app, 'function/package.json'));
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { ToolError, EXIT_USAGE, EXIT_FAILED } from './coldstart/errors.ts';
 import { DEFAULT_IDLE_SECONDS, measureKnative, serviceFromUrl } from './coldstart/knative.ts';
 import { measureLocal } from './coldstart/local.ts';
-import { measureOpenFaas } from './coldstart/openfaas.ts';
+import { GATEWAY_REPLICA_CACHE_MS, measureOpenFaas } from './coldstart/openfaas.ts';
 import { progressOn } from './coldstart/progress.ts';
 import { buildReport, formatReport, type ModeResult } from './coldstart/report.ts';
 
@@ -19,27 +19,38 @@ type Mode = (typeof MODES)[number];
 export const HELP = `Usage: npm run coldstart -- <mode> [options]
        node --import tsx scripts/coldstart.ts <mode> [options]
 
-Times the first request to todo-app after it had no replica (time to first
-byte and total), N times, and prints p50/p95 beside a warm request made right
-after each cold one. Progress goes to stderr; the table (or --json) to stdout.
+Times the first request to todo-app after it had no replica, N times: the
+first answer (its status and first byte: a platform may answer 500 or 503
+before the function can), and the first 200 page (first and last byte; the
+tool asks again until it comes), beside a warm request made right after each
+cold one; it counts the runs whose first answer was a 5xx or a 3xx. Progress
+goes to stderr; the table (or --json) to stdout.
 
 Modes (first argument, or --mode):
 
   openfaas   Scale the function to zero through the gateway's REST API
              (POST /system/scale-function/<name>), wait until
-             GET /system/function/<name> reports no available replica, then
+             GET /system/function/<name> reports no available replica, wait
+             out the gateway's replica cache (${GATEWAY_REPLICA_CACHE_MS} ms), then
              GET /function/<name>/: the gateway holds that call while it
-             scales from zero. Needs OpenFaaS Standard/Pro: OpenFaaS CE keeps
-             at least one replica, and the tool says so and exits with 3.
+             scales from zero. Needs OpenFaaS Standard/Pro: OpenFaaS CE never
+             lets a function stay at zero (its gateway turns 0 into 1,
+             faas-netes puts a Deployment at 0 back to 1); the tool explains
+             that and exits with 3.
                --gateway URL      default $OPENFAAS_URL or http://127.0.0.1:8080
                --user NAME        default $OPENFAAS_USER or admin
                --password PASS    default $OPENFAAS_PASSWORD (basic auth, as faas-cli login)
                --function NAME    default todo-app
                --namespace NS     function namespace (default: the gateway's, openfaas-fn)
-             Example:
+               --kubectl-scale    OpenFaaS CE: instead, kubectl scale the Deployment to 0,
+                                  which faas-netes undoes, and time from the scale to the
+                                  first 200 page: a replacement pod, not a scale from zero
+               --kubectl PATH     default kubectl
+             Examples:
                OPENFAAS_PASSWORD=$(kubectl get secret -n openfaas basic-auth \\
                  -o jsonpath='{.data.basic-auth-password}' | base64 -d) \\
                npm run coldstart -- openfaas --gateway http://127.0.0.1:8080 -n 5
+               npm run coldstart -- openfaas --kubectl-scale -n 5
 
   knative    Wait until the service's revision has no pod, then GET the
              service URL (the activator holds it while a pod starts). With
@@ -83,7 +94,7 @@ Common options:
   -q, --quiet            no progress on stderr
   -h, --help             this text
 
-Exit codes: 0 measured; 1 failed (unreachable, 401, not a 200 page...);
+Exit codes: 0 measured; 1 failed (unreachable, 401, a 4xx or no 200 page...);
 2 usage; 3 the platform did not scale the function to zero.
 `;
 
@@ -106,6 +117,7 @@ export const options = {
   idle: { type: 'string' },
   service: { type: 'string' },
   kubectl: { type: 'string' },
+  'kubectl-scale': { type: 'boolean' },
   'image-dir': { type: 'string' },
   'image-url': { type: 'string' },
   entry: { type: 'string' },
@@ -168,6 +180,8 @@ export async function main(argv: string[]): Promise<number> {
           runs,
           waitTimeoutMs: number(values['wait-timeout'], 'wait-timeout', 120) * 1000,
           requestTimeoutMs,
+          kubectlScale: values['kubectl-scale'] === true,
+          kubectl: values.kubectl ?? 'kubectl',
         },
         progress,
       );

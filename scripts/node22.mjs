@@ -43,9 +43,17 @@ const bin = node22Bin();
 const machine = { TODO_APP_MACHINE_NODE: process.env.TODO_APP_MACHINE_NODE ?? process.version };
 const env = bin === undefined ? { ...process.env, ...machine } : { ...process.env, ...machine, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
 const child = spawn(command, args, { stdio: 'inherit', env });
-// Ctrl-C reaches the child through the terminal's process group; SIGTERM from a supervisor is passed on.
+// SIGTERM and SIGINT are passed on, whoever sends them: a supervisor, `kill`, or npm, which passes on
+// what it gets (@npmcli/run-script lib/signal-manager.js). One Ctrl-C in a terminal reaches this
+// process twice, from the terminal and from npm, close together: it is passed on once. The child
+// may get it from the terminal as well; scripts/start.mjs counts those as one keypress too.
+const ONE_KEYPRESS_MS = 500;
+let lastInterrupt = -Infinity;
 process.on('SIGTERM', () => child.kill('SIGTERM'));
-process.on('SIGINT', () => undefined);
+process.on('SIGINT', () => {
+  if (performance.now() - lastInterrupt > ONE_KEYPRESS_MS) child.kill('SIGINT');
+  lastInterrupt = performance.now();
+});
 child.on('exit', (code, signal) => {
   if (signal === null) process.exit(code ?? 1);
   // End the way the child ended, so a caller sees the same signal.

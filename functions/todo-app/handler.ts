@@ -5,7 +5,7 @@ import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
 import { precondition, renderUnavailable, type Page } from './page.js';
 import { withoutCredentials } from './source.js';
-import { Volume } from './volume.js';
+import { Volume, volumeAdvice, type VolumeState } from './volume.js';
 
 export interface FunctionEvent {
   method: string;
@@ -26,6 +26,7 @@ let cache: ImageCache;
 let debugRequests = false;
 let listeningOn: string | undefined;
 let startLogged = false;
+let volumeState: VolumeState;
 
 /** This function never reads a request body: the wrapper discards bodies unread. */
 export const maxBodyBytes = 0;
@@ -43,7 +44,11 @@ export async function init(start: { requestTimeoutMs?: number | undefined } = {}
   });
   debugRequests = log.isLevelEnabled('debug');
   const volume = new Volume(config.imageDir, log);
-  await volume.prepare();
+  volumeState = await volume.state();
+  // Said now, before any request: a volume that cannot keep the image defeats the reason for the
+  // volume, and the first download is too late to learn it. Loading pino for it costs a start only here.
+  const advice = volumeAdvice(volumeState);
+  if (advice !== undefined) log.warn({ ...volumeState, fix: advice }, volumeWarning(volumeState));
   cache = new ImageCache(config, volume, log);
   await cache.load().catch(() => false);
 }
@@ -77,7 +82,12 @@ function logStart(): void {
   const { imageUrl, ...rest } = config;
   const age = cache.age();
   const image = { ...age, state: cache.fresh() ? 'fresh' : age.ageSeconds === undefined ? 'none' : 'stale' };
-  log.info({ url: listeningOn, image, settings: { ...rest, imageUrl: withoutCredentials(imageUrl) } }, 'todo-app started');
+  log.info({ url: listeningOn, image, volume: volumeState, settings: { ...rest, imageUrl: withoutCredentials(imageUrl) } }, 'todo-app started');
+}
+
+function volumeWarning(volume: VolumeState): string {
+  const what = volume.state === 'not creatable' ? 'cannot be created' : volume.state === 'read-only' ? 'is on a read-only file system' : 'is not writable';
+  return `IMAGE_DIR ${what}; images will live in memory only`;
 }
 
 /**

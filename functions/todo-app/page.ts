@@ -52,6 +52,7 @@ const STYLE = [
   'figcaption,p{color:#555;font-size:.9rem}',
   'figcaption{margin-top:.5rem}',
   'a{color:inherit}',
+  'footer{margin-top:1.5rem;color:#777;font-size:.8rem}',
 ].join('');
 
 const styleHash = createHash('sha256').update(STYLE).digest('base64');
@@ -76,14 +77,19 @@ function escape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** What the page is, in its heading and, before the app's name, in its title. */
+const HEADING = 'Random photo';
+const APP = 'todo-app';
+
+/** Every page the function sends: what it is on top, whose it is at the foot. */
 function shell(title: string, content: string, head = ''): string {
   return (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
     head +
     // An empty data: icon keeps the browser from asking for /favicon.ico.
-    `<link rel="icon" href="data:,"><title>${title}</title><style>${STYLE}</style></head>` +
-    `<body><main><h1>Todo app</h1>${content}</main></body></html>\n`
+    `<link rel="icon" href="data:,"><title>${title} · ${APP}</title><style>${STYLE}</style></head>` +
+    `<body><main><h1>${HEADING}</h1>${content}<footer>${APP}, the project of the DevOps with Kubernetes course</footer></main></body></html>\n`
   );
 }
 
@@ -125,7 +131,7 @@ export function renderPage(input: PageInput): Page {
         ? `Photo ${id} from Lorem Picsum (<a href="https://picsum.photos/id/${id}/info">author and source</a>)`
         : `Photo ${id} from ${from}`;
   const html = shell(
-    'Todo app',
+    HEADING,
     `<p class="lede">A new photo from ${from} ${every(input.ttlMs)}.</p>` +
       `<figure><img src="data:${input.mime};base64,${input.image.toString('base64')}" alt="A random photo from ${from}">` +
       `<figcaption>${credit}, fetched ${time(input.fetchedAt)}. The first visit after ${time(input.fetchedAt + input.ttlMs)} brings the next one.</figcaption></figure>`,
@@ -178,7 +184,7 @@ export function renderUnavailable(retryAfterSeconds: number, source: URL, cachin
   const wait = `${retryAfterSeconds} second${retryAfterSeconds === 1 ? '' : 's'}`;
   const body = Buffer.from(
     shell(
-      'Todo app: photo unavailable',
+      `${HEADING} unavailable`,
       `<p>The photo could not be fetched from ${escape(sourceName(source))} yet. This page tries again in ${wait}.</p>`,
       // A refresh without script: the CSP allows none.
       `<meta http-equiv="refresh" content="${retryAfterSeconds}">`,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError } from './config.js';
 import type { Logger } from './log.js';
 import { readRegular } from './regularFile.js';
 
@@ -84,6 +85,49 @@ function markIsDead(mark: unknown, mtimeMs: number, now: number): boolean {
   return now - mtimeMs > MARK_STALE_MS || mtimeMs - now > CLOCK_SKEW_MS;
 }
 
+/** What prepare() did: created the missing levels (or found the folder), or where and why it could not. */
+export type Preparation = { created: boolean } | { code: string; at: string; parentExists?: boolean };
+
+/**
+ * IMAGE_DIR as the start line reports it. writable: it was there; created: it was missing and
+ * was made; read-only: a read-only file system (EROFS); not writable: no permission (EACCES,
+ * EPERM) or no room; not creatable: a level of it could not be made (`at`, with `code`). In the
+ * last three the function serves the image from memory only.
+ */
+export interface VolumeState {
+  dir: string;
+  state: 'writable' | 'created' | 'read-only' | 'not writable' | 'not creatable';
+  code?: string;
+  /** The folder the failure happened in. */
+  at?: string;
+  /** Who the function runs as: whom the folder must let write. */
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+/** What to do about a volume the function cannot write, in one sentence for the log line. */
+export function volumeAdvice(volume: VolumeState): string | undefined {
+  if (volume.state === 'writable' || volume.state === 'created') return undefined;
+  switch (volume.code) {
+    case 'EACCES':
+    case 'EPERM':
+      if (volume.uid === 0) return `${volume.at} refuses even root (${volume.code}): point IMAGE_DIR at a folder on a real volume`;
+      return (
+        `give ${volume.at} to UID ${volume.uid} (the UID this process runs as), e.g. chown -R ${volume.uid}:${volume.gid} on the node's folder ` +
+        `(docs/deploy.md: chown 12000:12000 /tmp/kube), or, on a volume whose ownership Kubernetes manages, set the pod's securityContext.fsGroup: ${volume.gid}`
+      );
+    case 'EROFS':
+      return `${volume.at} is on a read-only file system: mount the volume read-write at ${volume.dir} (on OpenFaaS, docs/deploy.md's Deployment patch mounts the claim there)`;
+    case 'ENOTDIR':
+      return `${volume.at} is a file, not a folder: point IMAGE_DIR at a folder`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'the volume is full: make room on it';
+    default:
+      return `check the volume mounted at ${volume.dir}`;
+  }
+}
+
 export class LockTimeoutError extends Error {
   readonly code = 'LOCK_TIMEOUT';
 }
@@ -102,13 +146,61 @@ export class Volume {
     this.lockPath = path.join(dir, '.refresh.lock');
   }
 
-  /** Creates the folder; a volume we cannot write is logged, not fatal: we may still read it. */
-  async prepare(): Promise<void> {
-    try {
-      await mkdir(this.dir, { recursive: true });
-    } catch (error) {
-      this.log.error({ dir: this.dir, code: (error as NodeJS.ErrnoException).code }, 'IMAGE_DIR cannot be created; images will live in memory only');
+  /**
+   * Creates the folder when it is missing, one level at a time, and says how that went; never
+   * throws. Not `mkdir(dir, { recursive: true })`: where mkdir answers ENOENT below a folder that
+   * exists (/proc), Node's recursive mkdir climbs back up and retries for ever at 100 % CPU,
+   * and where a level cannot be made it reports ENOENT for the folder asked for, not the real
+   * cause (EROFS, EACCES) of the level that failed.
+   */
+  async prepare(): Promise<Preparation> {
+    const missing: string[] = [];
+    for (let at = path.resolve(this.dir); ; at = path.dirname(at)) {
+      const info = await stat(at).catch((error: NodeJS.ErrnoException) => error);
+      if (!(info instanceof Error)) {
+        if (!info.isDirectory()) return { code: 'ENOTDIR', at };
+        break;
+      }
+      // ENOTDIR: a level above is a file; found as the walk climbs to it.
+      if (info.code !== 'ENOENT' && info.code !== 'ENOTDIR') return { code: info.code ?? 'UNKNOWN', at };
+      if (path.dirname(at) === at) return { code: info.code, at };
+      missing.unshift(at);
     }
+    for (const folder of missing) {
+      const failed = await mkdir(folder).then(
+        () => undefined,
+        (error: NodeJS.ErrnoException) => (error.code === 'EEXIST' ? undefined : (error.code ?? 'UNKNOWN')), // another replica made it
+      );
+      if (failed !== undefined) return { code: failed, at: folder, parentExists: true };
+    }
+    return { created: missing.length > 0 };
+  }
+
+  /**
+   * What the function can do with its folder, found at start: creates it when missing, then
+   * writes and removes a probe file, the one test that answers for root, ACLs and read-only
+   * mounts alike. Throws a ConfigError for a path that can never hold a folder.
+   */
+  async state(): Promise<VolumeState> {
+    const uid = process.getuid?.();
+    const gid = process.getgid?.();
+    const prepared = await this.prepare();
+    if ('code' in prepared) {
+      if (prepared.code === 'ENOENT' && prepared.parentExists) {
+        throw new ConfigError('IMAGE_DIR', `no folder can be made in ${path.dirname(prepared.at)} (mkdir ${prepared.at}: ENOENT; a virtual file system such as /proc)`, this.dir);
+      }
+      return { dir: this.dir, state: 'not creatable', code: prepared.code, at: prepared.at, uid, gid };
+    }
+    // The name of an orphaned temp file: a process killed right here leaves nothing removeOrphans keeps.
+    const probe = path.join(this.dir, `.write-probe.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await (await open(probe, 'wx')).close();
+      await unlink(probe);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+      return { dir: this.dir, state: code === 'EROFS' ? 'read-only' : 'not writable', code, at: this.dir, uid, gid };
+    }
+    return { dir: this.dir, state: prepared.created ? 'created' : 'writable', uid, gid };
   }
 
   /**

@@ -4,15 +4,15 @@
 // knative-serving). The tool cannot force that, so it waits: with kubectl it
 // watches the revision's pods until none is left, without it it sits idle
 // for a given time, then times the first request through the activator.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { ToolError, EXIT_NO_SCALE_TO_ZERO } from './errors.ts';
+import { kubectl } from './kubectl.ts';
 import type { Progress } from './progress.ts';
 import { sleep } from './progress.ts';
-import { timePage } from './request.ts';
-import type { ModeResult, Run } from './report.ts';
+import { timePage, untilPage } from './request.ts';
+import { coldSummary, type ModeResult, type Run } from './report.ts';
 
-const run = promisify(execFile);
+/** Between a non-page answer (a 503 from the activator or the ingress) and the next try. */
+const RETRY_MS = 100;
 
 /** Knative's default stable window (60 s) plus scale-to-zero-grace-period (30 s). */
 export const DEFAULT_IDLE_SECONDS = 90;
@@ -50,17 +50,8 @@ interface PodList {
 
 async function listPods(options: KnativeOptions): Promise<PodList['items']> {
   const args = ['get', 'pods', '-n', options.namespace, '-l', `serving.knative.dev/service=${options.service}`, '-o', 'json'];
-  try {
-    const { stdout } = await run(options.kubectl, args, { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 });
-    return (JSON.parse(stdout) as PodList).items ?? [];
-  } catch (error) {
-    // kubectl's last line is its summary ("The connection to the server ... was refused").
-    const detail = ((error as { stderr?: string }).stderr || (error as Error).message).trim().split('\n').at(-1);
-    throw new ToolError(
-      `kubectl ${args.join(' ')} failed: ${detail}${/[.?!]$/.test(detail ?? '') ? '' : '.'} Check the kube context, or pass --idle SECONDS to wait a fixed time instead of watching pods.`,
-      'EKUBECTL',
-    );
-  }
+  const stdout = await kubectl(options.kubectl, args, 'Check the kube context, or pass --idle SECONDS to wait a fixed time instead of watching pods.');
+  return (JSON.parse(stdout) as PodList).items ?? [];
 }
 
 async function waitForNoPods(options: KnativeOptions, progress: Progress, label: string): Promise<number> {
@@ -106,9 +97,9 @@ export async function measureKnative(options: KnativeOptions, progress: Progress
     const label = `run ${i}/${options.runs}`;
     const waitedMs = options.wait === 'kubectl' ? await waitForNoPods(options, progress, label) : await waitIdle(options, progress, label);
     progress.say(`${label}: calling ${options.url}`);
-    const cold = await timePage(options.url, get);
+    const cold = await untilPage(options.url, { ...get, retryMs: RETRY_MS, boundMs: options.requestTimeoutMs });
     const warm = await timePage(options.url, get);
-    progress.say(`${label}: cold TTFB ${cold.ttfbMs.toFixed(1)} ms, total ${cold.totalMs.toFixed(1)} ms; warm total ${warm.totalMs.toFixed(1)} ms`);
+    progress.say(`${label}: ${coldSummary(cold)}; warm total ${warm.totalMs.toFixed(1)} ms`);
     runs.push({ cold, warm, waitedMs });
   }
   const notes =

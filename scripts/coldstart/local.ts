@@ -13,9 +13,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ToolError } from './errors.ts';
 import type { Progress } from './progress.ts';
-import { sleep } from './progress.ts';
-import { rawGet, timePage, type PageTiming } from './request.ts';
-import type { ModeResult, Run } from './report.ts';
+import { timePage, untilPage, type ColdTiming } from './request.ts';
+import { coldSummary, type ModeResult, type Run } from './report.ts';
 
 export interface LocalOptions {
   entry: string;
@@ -115,30 +114,24 @@ async function stopProcess(started: Started): Promise<void> {
   clearTimeout(bound);
 }
 
-/** Requests / until the process answers, counting from spawn. Connection refused means not listening yet. */
-async function firstAnswer(started: Started, options: LocalOptions): Promise<PageTiming> {
-  const url = `http://127.0.0.1:${started.port}/`;
-  const deadline = Date.now() + options.startTimeoutMs;
-  for (;;) {
-    try {
-      const answer = await rawGet(url, { timeoutMs: options.requestTimeoutMs, startedAt: started.startedAt });
-      const contentType = String(answer.headers['content-type'] ?? '');
-      if (answer.status !== 200 || !contentType.startsWith('text/html')) {
-        throw new ToolError(`the function answered ${answer.status} ${contentType}, expected 200 text/html: ${answer.body.subarray(0, 200).toString('utf8')}`, 'ENOTPAGE');
-      }
-      return { ttfbMs: answer.ttfbMs, totalMs: answer.totalMs, status: answer.status, contentType, bytes: answer.body.length };
-    } catch (error) {
-      if (error instanceof ToolError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw error;
-    }
-    if (!started.alive()) {
-      throw new ToolError(`the function exited before it answered (exit code ${await started.exited}):\n${started.output()}`, 'EEXITED');
-    }
-    if (Date.now() > deadline) {
-      throw new ToolError(`the function did not answer within ${options.startTimeoutMs} ms:\n${started.output()}`, 'ESTART');
-    }
-    await sleep(2);
+/** Between tries while the process does not listen yet: bench/bench.ts polls its cold starts as often. */
+const POLL_MS = 2;
+
+/** Requests / until the process answers with the page, counting from spawn. Connection refused means not listening yet. */
+async function firstAnswer(started: Started, options: LocalOptions): Promise<ColdTiming> {
+  const listening = (error: NodeJS.ErrnoException): boolean => started.alive() && (error.code === 'ECONNREFUSED' || error.code === 'ECONNRESET');
+  try {
+    return await untilPage(`http://127.0.0.1:${started.port}/`, {
+      timeoutMs: options.requestTimeoutMs,
+      startedAt: started.startedAt,
+      retryMs: POLL_MS,
+      boundMs: options.startTimeoutMs,
+      notYet: listening,
+    });
+  } catch (error) {
+    if (!started.alive()) throw new ToolError(`the function exited before it answered (exit code ${await started.exited}):\n${started.output()}`, 'EEXITED');
+    if ((error as ToolError).code === 'ETIMEDOUT') throw new ToolError(`the function did not answer within ${options.startTimeoutMs} ms:\n${started.output()}`, 'ESTART');
+    throw error;
   }
 }
 
@@ -189,7 +182,7 @@ export async function measureLocal(options: LocalOptions, progress: Progress): P
       try {
         const cold = await firstAnswer(started, options);
         const warm = await timePage(`http://127.0.0.1:${port}/`, { timeoutMs: options.requestTimeoutMs });
-        progress.say(`${label}: spawn to first byte ${cold.ttfbMs.toFixed(1)} ms, to last byte ${cold.totalMs.toFixed(1)} ms; warm total ${warm.totalMs.toFixed(1)} ms`);
+        progress.say(`${label}: from spawn, ${coldSummary(cold)}; warm total ${warm.totalMs.toFixed(1)} ms`);
         runs.push({ cold, warm, waitedMs: started.startedAt - stopAt });
       } finally {
         await stopProcess(started);
@@ -210,6 +203,7 @@ export async function measureLocal(options: LocalOptions, progress: Progress): P
         downloadsDuringRuns: downloads,
       },
       notes,
+      coldFrom: 'the spawn of the process',
     };
   } finally {
     await source?.close();

@@ -72,6 +72,62 @@ export async function timePage(url: string, options: GetOptions): Promise<PageTi
   return { ttfbMs: answer.ttfbMs, totalMs: answer.totalMs, status: answer.status, contentType, bytes: answer.body.length };
 }
 
+/** The first answer of a cold run, whatever it was, and the page that came after it. */
+export interface ColdTiming extends PageTiming {
+  /** The first answer: a 200 page, or a 5xx or 3xx the platform gave before the function could answer. */
+  first: { status: number; ttfbMs: number };
+  /** The status of every answer before the 200 page, in order (connections refused are no answer). */
+  before: number[];
+}
+
+export interface UntilPageOptions extends GetOptions {
+  /** Pause between a non-page answer and the next request. */
+  retryMs: number;
+  /** Give up this long after the start (startedAt, or the first request). */
+  boundMs: number;
+  /** Connection errors that mean "nothing listens yet" (local mode) rather than a failure. */
+  notYet?: (error: NodeJS.ErrnoException) => boolean;
+}
+
+/**
+ * GETs until a 200 text/html page comes, each time on a new connection, and times
+ * both the first answer (a platform may answer 500 or 503 while the function starts,
+ * or 3xx) and the page, from `startedAt` (default: the first request's start).
+ */
+export async function untilPage(url: string, options: UntilPageOptions): Promise<ColdTiming> {
+  const startedAt = options.startedAt ?? performance.now();
+  const before: number[] = [];
+  let first: ColdTiming['first'] | undefined;
+  for (;;) {
+    let answer: RawAnswer | undefined;
+    try {
+      answer = await rawGet(url, { ...options, startedAt });
+    } catch (error) {
+      if (error instanceof ToolError) throw error;
+      if (!options.notYet?.(error as NodeJS.ErrnoException)) {
+        throw new ToolError(describeNetworkError(error, url) ?? `GET ${url} failed: ${(error as Error).message}`, 'EREQUEST');
+      }
+    }
+    if (answer !== undefined) {
+      first ??= { status: answer.status, ttfbMs: answer.ttfbMs };
+      const contentType = String(answer.headers['content-type'] ?? '');
+      if (answer.status === 200 && contentType.startsWith('text/html')) {
+        return { ttfbMs: answer.ttfbMs, totalMs: answer.totalMs, status: 200, contentType, bytes: answer.body.length, first, before };
+      }
+      before.push(answer.status);
+      if (answer.status === 200 || (answer.status >= 400 && answer.status < 500 && answer.status !== 429)) {
+        // Not a platform still starting the function: waiting would not help.
+        const excerpt = answer.body.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ').trim();
+        throw new ToolError(`GET ${url} answered ${answer.status} ${contentType || '(no content-type)'}, expected 200 text/html${excerpt ? `: ${excerpt}` : ''}`, 'ENOTPAGE');
+      }
+    }
+    if (performance.now() - startedAt > options.boundMs) {
+      throw new ToolError(`no 200 page from ${url} within ${Math.round(options.boundMs / 1000)} s${before.length ? `; answers: ${before.join(', ')}` : ''}`, 'ETIMEDOUT');
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.retryMs));
+  }
+}
+
 /** A connection error worth a plain sentence (host down, wrong port, DNS). */
 export function describeNetworkError(error: unknown, url: string): string | undefined {
   const code = (error as NodeJS.ErrnoException).code;

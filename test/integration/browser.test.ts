@@ -146,8 +146,9 @@ function assertClean(v: Visit, pageUrl: string): void {
 
 function assertImagePage(v: Visit, pageUrl: string, viewport: { width: number; height: number }): void {
   assert.equal(v.status, 200);
-  assert.equal(v.title, 'Todo app');
-  assert.equal(v.h1, 'Todo app');
+  assert.equal(v.title, 'Random photo · todo-app', 'the tab names a photo page and the app');
+  assert.equal(v.h1, 'Random photo');
+  assert.match(v.text, /todo-app, the project of the DevOps with Kubernetes course/, 'the app is named on the page');
   assert.deepEqual(v.consoleErrors, [], 'no console errors');
   assertClean(v, pageUrl);
   assert.ok(v.image, 'the page has an img');
@@ -324,8 +325,8 @@ describe('a real browser (chromium via playwright-core)', { timeout: 120_000 }, 
       ] as const) {
         const v = await visit(pageUrl, VIEWPORTS.phone, `503-${way}`);
         assert.equal(v.status, 503, way);
-        assert.equal(v.h1, 'Todo app');
-        assert.match(v.title, /unavailable/);
+        assert.equal(v.h1, 'Random photo');
+        assert.equal(v.title, 'Random photo unavailable · todo-app');
         assert.match(v.text, /could not be fetched from 127\.0\.0\.1:\d+ yet\. This page tries again in \d+ seconds?\./);
         assert.equal(v.image, undefined, 'no img on the 503 page');
         // Chromium reports a non-2xx main document as a "Failed to load resource" console

@@ -62,8 +62,41 @@ function assertSamples(report: Record<string, any>, runs: number): void {
       assert.ok(call.bytes > 1000, 'the whole page with the image inline');
       assert.ok(call.totalMs >= call.ttfbMs);
     }
+    assert.ok(sample.cold.first.ttfbMs > 0 && sample.cold.first.ttfbMs <= sample.cold.ttfbMs, 'the first answer comes first');
+    assert.equal(sample.cold.first.status, sample.cold.before[0] ?? 200, 'the first answer is the page, or the first of those before it');
     assert.ok(sample.waitedMs >= 0);
   }
+  const statuses = report.samples.map((sample: any) => sample.cold.first.status);
+  const tally: Record<string, number> = {};
+  for (const status of statuses) tally[status] = (tally[status] ?? 0) + 1;
+  assert.deepEqual(report.firstAnswers.statuses, tally, 'each run counted once, by its first answer');
+  assert.equal(report.firstAnswers.count5xx, statuses.filter((s: number) => s >= 500).length);
+}
+
+/** A kubectl on PATH that passes `kubectl scale deployment <name> -n <ns> --replicas=N` to the stand-in's Kubernetes API. */
+function kubectlFor(gateway: StandInGateway): { dir: string; calls: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'coldstart-kubectl-'));
+  const calls = path.join(dir, 'calls');
+  writeFileSync(
+    path.join(dir, 'kubectl'),
+    `#!${process.execPath}
+const fs = require('node:fs');
+const args = process.argv.slice(2);
+fs.appendFileSync(${JSON.stringify(calls)}, args.join(' ') + '\\n');
+const [verb, kind, name] = args;
+const ns = args[args.indexOf('-n') + 1];
+const replicas = Number(args.find((a) => a.startsWith('--replicas='))?.split('=')[1]);
+if (verb !== 'scale' || kind !== 'deployment') { console.error('error: this kubectl only scales'); process.exit(1); }
+fetch(${JSON.stringify(gateway.url)} + '/apis/apps/v1/namespaces/' + ns + '/deployments/' + name + '/scale', {
+  method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json' }, body: JSON.stringify({ spec: { replicas } }),
+}).then(async (res) => {
+  if (res.status !== 200) { console.error('Error from server (NotFound): ' + (await res.json()).message); process.exit(1); }
+  console.log('deployment.apps/' + name + ' scaled');
+});
+`,
+  );
+  chmodSync(path.join(dir, 'kubectl'), 0o755);
+  return { dir, calls };
 }
 
 let source: ImageSource;
@@ -119,6 +152,8 @@ describe('openfaas mode against a stand-in gateway', { timeout: 60_000 }, () => 
   test('each cold run scales to zero, stops the process, and the timed call starts a new one', async () => {
     const gateway = await gatewayWith({ env: functionEnv() });
     assert.equal(gateway.starts, 1, 'the deployed function has one replica');
+    // The image on the volume first: a cold start with no download follows a hold within the gateway's cache.
+    assert.equal((await fetch(`${gateway.url}/function/todo-app/`)).status, 200);
     const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2', '--json']);
     assert.equal(code, 0, stderr);
     const report = JSON.parse(stdout);
@@ -133,7 +168,10 @@ describe('openfaas mode against a stand-in gateway', { timeout: 60_000 }, () => 
       { serviceName: 'todo-app', replicas: 0 },
     ]);
     assert.equal(gateway.availableReplicas(), 1, 'left with the one replica it had');
-    assert.match(stderr, /waiting for zero replicas|zero replicas after/, 'progress on stderr');
+    assert.match(stderr, /waiting out the gateway's replica cache \(250 ms\)/, 'progress on stderr');
+    assert.equal(gateway.cachedMisses, 0, "no cold call fell inside the gateway's replica cache (a 503 with no endpoint)");
+    assert.deepEqual(report.firstAnswers.statuses, { 200: 2 }, 'each first answer was the page');
+    assert.equal(report.coldFrom, 'the first request');
   });
 
   test('without --json it prints p50/p95 of cold and warm calls; the password may come from OPENFAAS_PASSWORD', async () => {
@@ -143,23 +181,77 @@ describe('openfaas mode against a stand-in gateway', { timeout: 60_000 }, () => 
     });
     assert.equal(code, 0, stderr);
     assert.match(stdout, /p50\s+p95/);
-    for (const row of ['cold TTFB', 'cold total', 'warm TTFB', 'warm total']) assert.match(stdout, new RegExp(`^${row}\\s+[\\d.]+ ms\\s+[\\d.]+ ms`, 'm'));
+    for (const row of ['first answer', 'cold TTFB', 'cold total', 'warm TTFB', 'warm total']) assert.match(stdout, new RegExp(`^${row}\\s+[\\d.]+ ms\\s+[\\d.]+ ms`, 'm'));
+    assert.match(stdout, /^first answers: 200 x1 \(0 runs answered 5xx first, 0 3xx\)$/m);
     assert.match(stdout, /\/function\/todo-app\.fn\//, 'a namespaced function is called as name.namespace');
     assert.equal(gateway.starts, 2);
   });
 
-  test("OpenFaaS CE answers 400 to a scale to zero: the tool quotes it, points to Standard/Pro's labels or Knative, exits 3", async () => {
+  const CE_SOURCES = [/gateway\/scaling\/ranges\.go/, /pkg\/handlers\/replica_updater\.go/, /pkg\/handlers\/informers\.go/];
+
+  test("OpenFaaS CE through its gateway: the scale to 0 is accepted and made 1 (ranges.go); the tool explains why CE never stays at zero and exits 3", async () => {
     const gateway = await gatewayWith({ env: functionEnv(), ce: true });
     const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2']);
     assert.equal(code, 3, stderr);
     assert.equal(stdout, '', 'no figures when nothing was cold');
-    assert.match(stderr, /answered 400 "replicas cannot be set to 0 in OpenFaaS CE"/);
-    assert.match(stderr, /OpenFaaS CE does not scale functions to zero/);
+    assert.match(stderr, /accepted the scale to 0 but keeps todo-app at 1 replica/);
+    assert.match(stderr, /OpenFaaS CE never lets a function stay at zero replicas/);
+    for (const source of CE_SOURCES) assert.match(stderr, source);
     assert.match(stderr, /Standard or Pro/);
     assert.match(stderr, /--label com\.openfaas\.scale\.zero=true/);
     assert.match(stderr, /Knative/);
+    assert.match(stderr, /--kubectl-scale/, 'what CE can measure instead');
+    assert.deepEqual(gateway.scaleRequests, [{ serviceName: 'todo-app', replicas: 1 }], 'the provider got 1, not 0');
     assert.equal(gateway.starts, 1, 'no cold start happened');
     assert.equal(gateway.stops, 0);
+  });
+
+  test('faas-netes CE called directly answers 400 to a scale to 0 (replica_updater.go): quoted, explained, exit 3', async () => {
+    const provider = await gatewayWith({ env: functionEnv(), ce: true, gateway: false });
+    const { code, stderr } = await coldstart(['openfaas', '--gateway', provider.url, '--password', provider.password, '-n', '1']);
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, /answered 400 "replicas cannot be set to 0 in OpenFaaS CE"/);
+    for (const source of CE_SOURCES) assert.match(stderr, source);
+    assert.equal(provider.desiredReplicas(), 1);
+  });
+
+  test('OpenFaaS CE with --kubectl-scale: faas-netes puts the Deployment back to 1 (informers.go), and each run times the replacement pod from the scale, labelled as such', async () => {
+    const gateway = await gatewayWith({ env: functionEnv(), ce: true });
+    const kubectl = kubectlFor(gateway);
+    try {
+      const { code, stdout, stderr } = await coldstart(['openfaas', '--kubectl-scale', '--gateway', gateway.url, '--password', gateway.password, '-n', '2', '--json'], {
+        PATH: `${kubectl.dir}:${process.env.PATH}`,
+      });
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout);
+      assertSamples(report, 2);
+      assert.equal(report.coldFrom, 'the kubectl scale to 0');
+      assert.match(report.details.cold, /a replacement pod, not a scale from zero/);
+      assert.match(report.notes.join(' '), /ranges\.go.*informers\.go/);
+      for (const sample of report.samples) assert.ok(sample.replicasBackAfterMs >= 0, 'faas-netes had put the replicas back');
+      assert.deepEqual(readFileSync(kubectl.calls, 'utf8').trim().split('\n'), Array(2).fill('scale deployment todo-app -n openfaas-fn --replicas=0'));
+      assert.equal(gateway.stops, 2, 'each scale stopped the pod');
+      assert.equal(gateway.starts, 3, 'and a replacement started');
+      assert.equal(gateway.desiredReplicas(), 1);
+      assert.match(stderr, /from the scale, .*200 page/);
+    } finally {
+      rmSync(kubectl.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a provider without readiness (faasd) answers 500 before the function listens: the tool counts it and waits for the page', async () => {
+    // The function takes 400 ms to listen, longer than the gateway's 100 ms poll, as any container does.
+    const slow = { ...functionEnv(), NODE_OPTIONS: `--require ${path.join(repoRoot, 'test/fixtures/slow-start.cjs')}`, SLOW_START_MS: '400' };
+    const gateway = await gatewayWith({ env: slow, readiness: false });
+    const { code, stdout, stderr } = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '2', '--json']);
+    assert.equal(code, 0, stderr);
+    const report = JSON.parse(stdout);
+    assertSamples(report, 2);
+    assert.deepEqual(report.firstAnswers.statuses, { 500: 2 }, "faas-provider's proxy: Can't reach service");
+    assert.equal(report.firstAnswers.count5xx, 2);
+    for (const sample of report.samples) assert.ok(sample.cold.ttfbMs > sample.cold.first.ttfbMs, 'the page came later');
+    const table = await coldstart(['openfaas', '--gateway', gateway.url, '--password', gateway.password, '-n', '1']);
+    assert.match(table.stdout, /^first answers: 500 x1 \(1 run answered 5xx first, 0 3xx\)$/m);
   });
 
   test('wrong credentials: exit 1 with a message that says 401, and nothing is scaled', async () => {
@@ -197,7 +289,7 @@ describe('local mode', { timeout: 60_000 }, () => {
     assert.equal(report.details.volume, 'a warm-up process');
     assert.equal(report.details.downloadsDuringRuns, 0, 'every timed start found the image on the volume');
     assert.ok(report.details.imageBytes > 50_000, 'a photo-sized image');
-    assert.match(stderr, /run 2\/2: spawn to first byte/);
+    assert.match(stderr, /run 2\/2: from spawn, 200 page: first byte/);
   });
 
   test('a given folder is warmed once from --image-url and then used as found', async () => {

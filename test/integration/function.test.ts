@@ -101,8 +101,12 @@ describe('the todo-app function', () => {
     );
     assert.equal(source.downloads, 2);
     assert.ok(imageOf(fresh.body).equals(source.served[1]!));
-    assert.ok(fs.readFileSync(path.join(dir, 'image.jpg')).equals(source.served[1]!));
-    assert.ok(Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) > Date.parse(oldStamp));
+    // The new page is served before it is saved: the files follow a moment later.
+    await eventually(
+      () => fs.readFileSync(path.join(dir, 'image.jpg')).equals(source.served[1]!) && Date.parse(fs.readFileSync(path.join(dir, '.ts'), 'utf8')) > Date.parse(oldStamp),
+      5000,
+      'image.jpg holds the new image and .ts its later time',
+    );
   });
 
   it('two processes on one folder past the TTL download once between them (the lock on the volume)', async () => {
@@ -187,8 +191,8 @@ describe('the todo-app function', () => {
   it('shows a careful page: title, heading, alt text, the times, a CSP and nosniff', async () => {
     const fn = await start();
     const page = await getPage(`${fn.url}/`);
-    assert.match(page.body, /<title>Todo app<\/title>/);
-    assert.match(page.body, /<h1>Todo app<\/h1>/);
+    assert.match(page.body, /<title>Random photo · todo-app<\/title>/);
+    assert.match(page.body, /<h1>Random photo<\/h1>/);
     assert.match(page.body, /<img src="data:image\/jpeg;base64,[^"]+" alt="[^"]+">/);
     const stamp = fs.readFileSync(path.join(dir, '.ts'), 'utf8');
     assert.ok(page.body.includes(`<time datetime="${stamp}">`), 'the fetch time is on the page');

@@ -1,8 +1,8 @@
 // The OpenFaaS CE path of docs/deploy.md, against the stand-in gateway with
 // faas-netes' rules (test/support/faas-netes-ce.ts) and a stand-in registry
 // where k3d's would be: stack.yml deploys as it is, the Standard/Pro
-// scale-to-zero step gets CE's 400 with its words, and only an image that can
-// be fetched anonymously is deployed. Requests are built as faas-cli builds
+// scale-to-zero step gets CE's 400 with its words, only an image that can
+// be fetched anonymously is deployed, and nothing stays at zero replicas. Requests are built as faas-cli builds
 // them (test/support/faas-cli-deploy.ts).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readStack } from '../support/deploy-manifests.ts';
+import { eventually } from '../support/fn.ts';
 import { deploy, deployRequest } from '../support/faas-cli-deploy.ts';
 import { isAnonymous, mayUseHttp, parseReference, validateScalingLabels } from '../support/faas-netes-ce.ts';
 import { startGateway, type GatewayOptions, type StandInGateway } from '../support/gateway.ts';
@@ -112,16 +113,32 @@ describe('OpenFaaS CE, as faas-netes checks a deploy', { timeout: 60_000 }, () =
     assert.equal(scale.status, 202);
   });
 
-  test('CE refuses a scale to 0 replicas with 400 and keeps the replica', async () => {
+  test('CE never stays at 0: the gateway makes a scale to 0 a 1 (ranges.go), faas-netes refuses it when called directly, and puts a Deployment scaled to 0 back to 1', async () => {
+    const scaleTo = (g: StandInGateway, replicas: number): Promise<Response> =>
+      fetch(`${g.url}/system/scale-function/todo-app`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from(`${g.user}:${g.password}`).toString('base64')}` },
+        body: JSON.stringify({ serviceName: 'todo-app', replicas }),
+      });
     const g = await gateway({ deployed: true });
-    const scale = await fetch(`${g.url}/system/scale-function/todo-app`, {
-      method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from(`${g.user}:${g.password}`).toString('base64')}` },
-      body: JSON.stringify({ serviceName: 'todo-app', replicas: 0 }),
-    });
-    assert.equal(scale.status, 400);
-    assert.equal(await scale.text(), 'replicas cannot be set to 0 in OpenFaaS CE\n');
+    const through = await scaleTo(g, 0);
+    assert.equal(through.status, 202, 'accepted');
+    assert.deepEqual(g.scaleRequests, [{ serviceName: 'todo-app', replicas: 1 }], 'the provider got 1');
     assert.equal(g.desiredReplicas(), 1);
+    await scaleTo(g, 9);
+    assert.equal(g.scaleRequests.at(-1)!.replicas, 5, 'and at most 5');
+
+    const direct = await gateway({ deployed: true, gateway: false });
+    const refused = await scaleTo(direct, 0);
+    assert.equal(refused.status, 400);
+    assert.equal(await refused.text(), 'replicas cannot be set to 0 in OpenFaaS CE\n');
+
+    // kubectl scale --replicas=0 goes to Kubernetes, not to the gateway: faas-netes' informer undoes it.
+    const scaled = await fetch(`${direct.url}/apis/apps/v1/namespaces/openfaas-fn/deployments/todo-app/scale`, { method: 'PATCH', body: JSON.stringify({ spec: { replicas: 0 } }) });
+    assert.equal(scaled.status, 200);
+    assert.equal(direct.desiredReplicas(), 0, 'the Deployment is at 0 for a moment');
+    await eventually(() => direct.desiredReplicas() === 1, 5000, 'faas-netes puts it back to 1');
+    await eventually(() => direct.availableReplicas() === 1, 15_000, 'and a new pod serves');
   });
 
   test('a private image is refused on deploy with 400; on update faas-netes answers 200 and keeps the old image', async () => {

@@ -7,7 +7,8 @@
 //   commands/<cmd>.go; the persistent ones in commands/faas.go. `up` adds its
 //   own flag set to build's, push's and deploy's (commands/up.go).
 // k3d: k3d-io/k3d @ 46f3480d (5.9), cmd/cluster/clusterCreate.go,
-//   cmd/registry/registryCreate.go, the persistent ones in cmd/root.go.
+//   cmd/cluster/clusterDelete.go, cmd/registry/registryCreate.go,
+//   cmd/registry/registryDelete.go, the persistent ones in cmd/root.go.
 // kubectl: the Options of `kubectl <verb> --help` and `kubectl options`,
 //   kubectl v1.32 (the docs test compares them with the kubectl on PATH,
 //   when there is one).
@@ -33,6 +34,8 @@ const K3D_PERSISTENT = ['--timestamps', '--trace', '--verbose', '--version'];
 
 export const K3D: FlagTable = {
   'cluster create': ['--agents', '--agents-memory', '--api-port', '--config', '--enforce-registry-port-match', '--env', '--gpus', '--host-alias', '--host-pid-mode', '--image', '--k3s-arg', '--k3s-node-label', '--kubeconfig-switch-context', '--kubeconfig-update-default', '--lb-config-override', '--network', '--no-image-volume', '--no-lb', '--no-rollback', '--port', '--registry-config', '--registry-create', '--registry-use', '--runtime-label', '--runtime-ulimit', '--servers', '--servers-memory', '--subnet', '--timeout', '--token', '--volume', '--wait', '-a', '-c', '-e', '-i', '-p', '-s', '-v'],
+  'cluster delete': ['--all', '--config', '-a', '-c'],
+  'registry delete': ['--all', '-a'],
   'registry create': ['--cluster', '--default-network', '--delete-enabled', '--enforce-port-match', '--image', '--no-help', '--port', '--proxy-password', '--proxy-remote-url', '--proxy-username', '--volume', '-c', '-i', '-p', '-v'],
 };
 

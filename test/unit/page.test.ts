@@ -20,8 +20,9 @@ describe('the page', async () => {
   });
 
   it('says what it shows and when it changes: the source, the TTL, the photo, both times', () => {
-    assert.match(html, /<title>Todo app<\/title>/);
-    assert.match(html, /<h1>Todo app<\/h1>/);
+    assert.match(html, /<title>Random photo · todo-app<\/title>/, 'a photo page, of todo-app');
+    assert.match(html, /<h1>Random photo<\/h1>/);
+    assert.match(html, /<footer>todo-app, the project of the DevOps with Kubernetes course<\/footer>/);
     assert.match(html, /A new photo from Lorem Picsum every 10 minutes\./);
     assert.match(html, /<img [^>]*alt="A random photo from Lorem Picsum"/);
     assert.match(html, /Photo 237 from Lorem Picsum \(<a href="https:\/\/picsum.photos\/id\/237\/info">author and source<\/a>\)/);
