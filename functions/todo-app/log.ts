@@ -41,10 +41,27 @@ const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 4
 /** Lines kept in memory while LOG_FILE cannot be written; beyond this they are dropped, and counted. */
 const LOG_FILE_BACKLOG_BYTES = 1024 * 1024;
 
+/**
+ * Makes the missing folders of `dir` one level at a time, not with mkdir's recursive mode:
+ * Node's recursive mkdir retries for ever where mkdir answers ENOENT under a folder that
+ * exists (/proc), spinning at full CPU before the function ever listens.
+ */
+function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let at = dir; !fs.existsSync(at) && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  for (const folder of missing) {
+    try {
+      fs.mkdirSync(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(folder).isDirectory()) throw error;
+    }
+  }
+}
+
 function openLogFile(file: string): number {
   const code = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? String(error);
   try {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    makeFolders(path.dirname(path.resolve(file)));
   } catch (error) {
     // mkdir says EEXIST when the folder's own name is taken by a file, ENOTDIR when a name above it is.
     const why = ['ENOTDIR', 'EEXIST'].includes(code(error)) ? 'a part of its folder path is a file, not a folder' : 'its folder cannot be created';
