@@ -48,7 +48,9 @@ const LOG_FILE_BACKLOG_BYTES = 1024 * 1024;
  */
 function makeFolders(dir: string): void {
   const missing: string[] = [];
-  for (let at = dir; !fs.existsSync(at) && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  let at = dir;
+  for (; !fs.existsSync(at) && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  if (!fs.statSync(at).isDirectory()) throw Object.assign(new Error(`${at} is not a folder`), { code: 'ENOTDIR' });
   for (const folder of missing) {
     try {
       fs.mkdirSync(folder);
