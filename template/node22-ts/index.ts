@@ -9,11 +9,16 @@
 // listens on upstream_url's host, writes the health lock file only once it can
 // answer (suppress_lock=true), and after SIGTERM answers for as long as the
 // watchdog forwards, then finishes what is in flight.
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { readPlatform, shutdownPlan, type Platform } from './watchdog.js';
+import { InFlight } from './inFlight.js';
+import { healthLock, live, type ListeningInfo, type ShutdownInfo } from './lifecycle.js';
+import { fatal, reportError } from './report.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from './unsentBodies.js';
+import { readPlatform, type Platform } from './watchdog.js';
+
+export type { ListeningInfo, ShutdownInfo };
 
 export interface FunctionEvent {
   method: string;
@@ -35,17 +40,6 @@ export interface FunctionContext {
 export interface StartInfo {
   /** of-watchdog's exec_timeout: an answer later than this is replaced by its 504. Undefined: no such bound. */
   requestTimeoutMs: number | undefined;
-}
-
-export interface ShutdownInfo {
-  signal: NodeJS.Signals;
-  /** The function's own work (a refresh, a lock) must be over within this, or be given up. */
-  withinMs: number;
-}
-
-export interface ListeningInfo {
-  /** Where the wrapper answers: http://localhost:PORT on every interface, else upstream_url's host. */
-  url: string;
 }
 
 export interface FunctionModule {
@@ -72,16 +66,6 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** Below the request timeout: Node refuses a headers timeout above it, and its default (60 s) is. */
 const HEADERS_TIMEOUT_MS = 20_000;
 
-function fatal(message: string): never {
-  process.stderr.write(`${message}\n`);
-  process.exit(1);
-}
-
-/** An error of the function's, in the JSON line shape its logs use; the wrapper has no logger of its own. */
-function reportError(msg: string, error: unknown): void {
-  process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg, err: String(error) })}\n`);
-}
-
 /** Status codes whose answers carry no body and no Content-Length (RFC 9110 6.4.1, 8.6). */
 function bodiless(status: number): boolean {
   return status === 204 || status === 304 || (status >= 100 && status < 200);
@@ -95,6 +79,7 @@ class Context implements FunctionContext {
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
+    private readonly inFlight: InFlight,
   ) {}
 
   status(code: number): this {
@@ -136,7 +121,7 @@ class Context implements FunctionContext {
     this.res.writeHead(this.code, headers);
     // A HEAD answer has the GET's headers and no body.
     if (this.req.method === 'HEAD') this.res.end();
-    else this.res.end(payload);
+    else this.inFlight.send(this.res, payload);
   }
 
   fail(error: unknown): void {
@@ -227,23 +212,6 @@ function closeAfterAnswer(req: http.IncomingMessage, res: http.ServerResponse, h
   });
 }
 
-function lockFileOps(platform: Platform): { write(): void; remove(): void } {
-  const file = platform.lockFile;
-  return {
-    write: () => {
-      if (file === undefined) return;
-      try {
-        fs.writeFileSync(file, '', { mode: 0o660 });
-      } catch (error) {
-        fatal(`suppress_lock: the function writes of-watchdog's lock file and cannot: ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-      }
-    },
-    remove: () => {
-      if (file !== undefined) fs.rmSync(file, { force: true });
-    },
-  };
-}
-
 /**
  * The handler, compiled beside us in function/. This file is CommonJS: require() of Node's
  * built-ins costs a fraction of an ESM import of them at start-up. A handler compiled as ESM
@@ -261,6 +229,14 @@ async function loadFunction(): Promise<FunctionModule> {
   }
 }
 
+/** MAX_UNSENT_BYTES: a whole number of bytes, at least 1 MiB (a page or two of the usual sizes). */
+function maxUnsentBytes(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_UNSENT_BYTES;
+  const value = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || value < 1024 * 1024) fatal(`MAX_UNSENT_BYTES: must be a whole number of bytes, at least 1048576, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
 async function main(): Promise<void> {
   let platform: Platform;
   try {
@@ -268,12 +244,8 @@ async function main(): Promise<void> {
   } catch (error) {
     fatal((error as Error).message);
   }
-  const lock = lockFileOps(platform);
-  // /tmp is an emptyDir that outlives a crashed container, and faas-netes probes from its first
-  // second: the lock lives only as long as this process. Removed at start (a run killed with
-  // SIGKILL left it) and at every exit this process gets to make (process.exit, a crash).
-  lock.remove();
-  process.on('exit', () => lock.remove());
+  const lock = healthLock(platform);
+  const inFlight = new InFlight(maxUnsentBytes(process.env.MAX_UNSENT_BYTES));
 
   let fn: FunctionModule;
   try {
@@ -284,11 +256,8 @@ async function main(): Promise<void> {
   }
   const maxBodyBytes = fn.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
-  let closing = false;
-  let stopped = false;
-
   const run = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer | undefined): void => {
-    const context = new Context(req, res);
+    const context = new Context(req, res, inFlight);
     try {
       const result = fn.handle(eventOf(req, body), context);
       if (result instanceof Promise) result.catch((error: unknown) => context.fail(error));
@@ -303,12 +272,13 @@ async function main(): Promise<void> {
       res.writeHead(405, { 'Content-Length': 0 }).end();
       return;
     }
-    if (closing) res.writeHead(503, { 'Content-Length': 0 }).end();
+    if (life.closing()) res.writeHead(503, { 'Content-Length': 0 }).end();
     else res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 }).end('OK');
   };
 
   const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
-    if (stopped) res.setHeader('Connection', 'close');
+    inFlight.track(req, res);
+    if (life.stopped()) res.setHeader('Connection', 'close');
     if (!platform.watchdog && pathOf(req.url ?? '/') === '/_/health') {
       req.resume();
       health(req, res);
@@ -334,48 +304,9 @@ async function main(): Promise<void> {
   // the proxy closes first, so it never sends on a connection we are closing.
   server.keepAliveTimeout = 65_000;
 
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (closing) {
-      // A second Ctrl-C: the user does not want to wait.
-      if (signal === 'SIGINT') process.exit(130);
-      return;
-    }
-    closing = true;
-    lock.remove();
-    const { acceptMs, withinMs, finishMs } = shutdownPlan(platform, signal);
-    const work = Promise.resolve()
-      .then(() => fn.close?.({ signal, withinMs }))
-      .catch((error: unknown) => reportError('close failed', error));
-    // healthcheck_interval of 0 or less: the watchdog never stops forwarding (Go's time.Tick
-    // returns nil), so neither do we; the kubelet ends both after the grace period.
-    if (acceptMs === Infinity) return;
-    setTimeout(() => {
-      stopped = true;
-      const served = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Node keeps a kept-alive connection open after its answer even when the server is
-      // closed: close each one as soon as its answer in flight is out.
-      const idle = setInterval(() => server.closeIdleConnections(), 20);
-      idle.unref();
-      const bound = new Promise<void>((resolve) => setTimeout(resolve, finishMs).unref());
-      void Promise.race([Promise.all([served, work]), bound]).then(() => process.exit(0));
-    }, acceptMs);
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
-
-  server.on('error', (error: NodeJS.ErrnoException) => {
-    const where = `${platform.host ?? '*'}:${platform.port}`;
-    if (error.code === 'EADDRINUSE') fatal(`${platform.portVariable}: port ${platform.port} is in use by another process (${where})`);
-    fatal(`${platform.portVariable}: cannot listen on ${where}: ${error.message}`);
-  });
-  server.listen({ port: platform.port, host: platform.host }, () => {
-    lock.write();
-    const host = platform.host === undefined ? 'localhost' : platform.host.includes(':') ? `[${platform.host}]` : platform.host;
-    try {
-      fn.ready?.({ url: `http://${host}:${platform.port}` });
-    } catch (error) {
-      fatal(error instanceof Error ? error.message : String(error));
-    }
+  const life = live(server, platform, lock, inFlight, {
+    ready: (listening) => fn.ready?.(listening),
+    close: (shutdown) => fn.close?.(shutdown),
   });
 }
 

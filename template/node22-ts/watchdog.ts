@@ -29,35 +29,49 @@ export interface Platform {
 
 /** Where the function listens without a watchdog and without PORT; the image's upstream_url names the same port. */
 export const DEFAULT_PORT = 3000;
-/** Without a watchdog, the function's shutdown work gets this long: Kubernetes' grace period is 30 s by default. */
+/**
+ * Without a watchdog the kubelet sends SIGKILL 30 s after SIGTERM (the default
+ * terminationGracePeriodSeconds). The function's own work (a refresh, a volume lock) gets the
+ * first 20 s; the answers it then releases, and every other answer in flight, get until 25 s to
+ * leave the process: 5 s to spare before the SIGKILL.
+ */
 export const CLOSE_ALONE_MS = 20_000;
+export const DELIVER_ALONE_MS = 25_000;
 /**
  * A request the watchdog accepted just before its healthcheck_interval ended reaches us a moment
  * later: keep listening this much longer, and end the function's work this much sooner.
  */
 export const WATCHDOG_MARGIN_MS = 1_000;
+/**
+ * The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days): a longer one prints a
+ * TimeoutOverflowWarning and fires after 1 ms (lib/internal/timers.js). write_timeout=720h means
+ * "far away", so it is clamped to this, never turned into "now".
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ShutdownPlan {
   /** Keep accepting for this long after the signal (Infinity: until killed). */
   acceptMs: number;
   /** The function's own work (a refresh, the volume lock) must be over within this. */
   withinMs: number;
-  /** Then requests in flight get this long before the process exits anyway. */
+  /** Then the answers in flight get this long to leave before the process exits anyway. */
   finishMs: number;
 }
+
+const timer = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);
 
 /**
  * of-watchdog (PID 1 in the container) passes SIGTERM on at once, forwards for
  * healthcheck_interval, drains for up to write_timeout and exits: the function's work must be
  * over before the earliest of those exits. Without it (Knative's queue-proxy has drained
- * already, or a terminal's Ctrl-C) stop accepting at once.
+ * already, or a terminal's Ctrl-C) stop accepting at once. Every figure fits setTimeout.
  */
 export function shutdownPlan(platform: Platform, signal: NodeJS.Signals): ShutdownPlan {
-  if (!platform.watchdog || signal !== 'SIGTERM') return { acceptMs: 0, withinMs: CLOSE_ALONE_MS, finishMs: CLOSE_ALONE_MS };
+  if (!platform.watchdog || signal !== 'SIGTERM') return { acceptMs: 0, withinMs: CLOSE_ALONE_MS, finishMs: DELIVER_ALONE_MS };
   return {
-    acceptMs: platform.drainMs + WATCHDOG_MARGIN_MS,
-    withinMs: Number.isFinite(platform.drainMs) ? Math.max(0, platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS,
-    finishMs: platform.finishMs,
+    acceptMs: Number.isFinite(platform.drainMs) ? timer(platform.drainMs + WATCHDOG_MARGIN_MS) : Infinity,
+    withinMs: Number.isFinite(platform.drainMs) ? timer(platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS,
+    finishMs: timer(platform.finishMs),
   };
 }
 
