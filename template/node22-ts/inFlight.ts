@@ -14,17 +14,15 @@ import { UnsentBodies, type Body } from './unsentBodies.js';
 import { reportWarning } from './report.js';
 
 /**
- * A body longer than this is written one slice at a time, the next once the previous has left
- * the process. Node refreshes a socket's timeout only when a whole write completes
- * (lib/internal/stream_base_commons.js onWriteComplete): sliced, "no progress" can be seen.
+ * A client that takes nothing of its answer is dropped SEND_IDLE_MS to twice that after the last
+ * byte it took: a socket's timeout fires SEND_IDLE_MS after its last read or completed write, and
+ * Node lets it pass once more when the pending write has moved since (lib/net.js _onTimeout,
+ * comparing libuv's writeQueueSize). The write moves when the kernel's send buffer has room for
+ * it, in steps of up to half that buffer (2 MiB of Linux's default 4 MiB tcp_wmem): past what the
+ * kernel holds, a client must read about 100 KB/s to keep its connection. Behind of-watchdog an
+ * answer has write_timeout (25 s in the image) in all anyway.
  */
-export const SLICE_BYTES = 256 * 1024;
-/**
- * A client that takes no slice of its answer for this long is dropped: nginx's send_timeout
- * rule ("between two successive write operations"), with the 30 s a client has to send its
- * request (REQUEST_TIMEOUT_MS) and of-watchdog's default write_timeout.
- */
-export const SEND_IDLE_MS = 30_000;
+export const SEND_IDLE_MS = 20_000;
 
 export class InFlight {
   private readonly answers = new Set<http.ServerResponse>();
@@ -66,32 +64,14 @@ export class InFlight {
     });
   }
 
-  /** Ends the answer with its body (headers written), sliced when long; the body is held within the budget until it has left. */
-  send(res: http.ServerResponse, body: Body): void {
-    const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    this.unsent.hold(res, body, length);
-    if (length <= SLICE_BYTES) {
-      res.end(body);
-      return;
-    }
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  /** Ends the answer with its body (headers written); the body is held within the budget until it has left. */
+  send(res: http.ServerResponse, body: Body, bytes: number): void {
+    this.unsent.hold(res, body, bytes);
+    // Node's default on a socket's timeout, with no 'timeout' listener on the request, the
+    // response or the server, is to destroy it (lib/_http_server.js socketOnTimeout); after the
+    // answer, the keep-alive timeout replaces this one (resOnFinish).
     res.socket?.setTimeout(SEND_IDLE_MS);
-    let offset = 0;
-    const next = (): void => {
-      while (!res.destroyed) {
-        const slice = bytes.subarray(offset, offset + SLICE_BYTES);
-        offset += slice.length;
-        if (offset >= bytes.length) {
-          res.end(slice);
-          return;
-        }
-        if (!res.write(slice)) {
-          res.once('drain', next);
-          return;
-        }
-      }
-    };
-    next();
+    res.end(body);
   }
 
   /**

@@ -116,12 +116,13 @@ class Context implements FunctionContext {
       payload = JSON.stringify(body);
       if (!typed) headers['Content-Type'] = 'application/json';
     }
-    headers['Content-Length'] = Buffer.byteLength(payload);
+    const bytes = Buffer.byteLength(payload);
+    headers['Content-Length'] = bytes;
     closeAfterAnswer(this.req, this.res, headers);
     this.res.writeHead(this.code, headers);
     // A HEAD answer has the GET's headers and no body.
     if (this.req.method === 'HEAD') this.res.end();
-    else this.inFlight.send(this.res, payload);
+    else this.inFlight.send(this.res, payload, bytes);
   }
 
   fail(error: unknown): void {

@@ -4,15 +4,12 @@
 // takes the health lock file with it; and a broken stderr costs only lines.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
 import { ENDING_SIGNALS } from '../../template/node22-ts/lifecycle.ts';
+import { bigPictureSource } from '../support/big-picture.ts';
 import { eventually, startFunction, watch } from '../support/fn.ts';
 import { freePort, waitForPort } from '../support/ports.ts';
 import { readAt, type Reading } from '../support/readers.ts';
@@ -23,26 +20,6 @@ import { wrapperWith, type WrapperRoot } from '../support/wrapper-root.ts';
 /** The issue's page: 8.63 MB, read by a client at 1 MB/s. */
 const PAGE_BYTES = 8_630_000;
 const READ_RATE = 1_000_000;
-
-/** A picture source whose one picture makes a page of about 8.6 MB: 6.4 MB of JPEG, base64 in the page. */
-async function bigPictureSource(): Promise<{ url: string; close(): Promise<void> }> {
-  const side = 2800;
-  const jpeg = await sharp(crypto.randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpeg.length }).end(jpeg));
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/picture.jpg`,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 // Side by side with the stand-in watchdog; one after the other with the real one (its metrics port is fixed).
 describe('SIGTERM while answers are still leaving', { concurrency: !process.env.OF_WATCHDOG_BIN, timeout: 180_000 }, () => {

@@ -10,6 +10,8 @@ export interface Reading {
   /** Resolves when the connection ends: 'end' (the server closed after sending), or an error code. */
   ended: Promise<string>;
   closed(): boolean;
+  /** Reads everything from now on: a stalled client waking up (a paused socket sees no close until it reads). */
+  wake(): void;
   destroy(): void;
 }
 
@@ -22,10 +24,12 @@ export function readAt(port: number, path: string, bytesPerSecond: number): Read
   let received = 0;
   let closed = false;
   socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: client\r\n\r\n`));
-  // Reading in ten steps a second: pause once the step's share has come, resume on the next tick.
-  const step = bytesPerSecond / 10;
+  // Paced on average: paused whenever it is ahead of bytesPerSecond since the start, checked every 20 ms.
+  const began = Date.now();
+  let rate = bytesPerSecond;
   let taken = 0;
-  const ticker = bytesPerSecond > 0 ? setInterval(() => ((taken = 0), socket.resume()), 100) : undefined;
+  const ahead = (): boolean => taken > (rate * (Date.now() - began)) / 1000;
+  const ticker = bytesPerSecond > 0 ? setInterval(() => !ahead() && socket.resume(), 20) : undefined;
   socket.on('data', (chunk: Buffer) => {
     if (!headDone) {
       head = Buffer.concat([head, chunk]);
@@ -38,7 +42,7 @@ export function readAt(port: number, path: string, bytesPerSecond: number): Read
       received += chunk.length;
     }
     taken += chunk.length;
-    if (taken >= step) socket.pause();
+    if (ahead()) socket.pause();
   });
   if (bytesPerSecond === 0) socket.once('data', () => socket.pause());
   const ended = new Promise<string>((resolve) => {
@@ -55,6 +59,10 @@ export function readAt(port: number, path: string, bytesPerSecond: number): Read
     length: () => length,
     ended,
     closed: () => closed,
+    wake: () => {
+      rate = Infinity;
+      socket.resume();
+    },
     destroy: () => {
       clearInterval(ticker);
       socket.destroy();
