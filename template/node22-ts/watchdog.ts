@@ -12,7 +12,7 @@ export interface Platform {
   host: string | undefined;
   port: number;
   /** Which variable chose the port, for the error line when it is taken. */
-  portVariable: 'upstream_url' | 'PORT';
+  portVariable: 'upstream_url' | 'http_port' | 'PORT';
   /**
    * After SIGTERM the watchdog still forwards for this long (healthcheck_interval,
    * default write_timeout). Infinity: it never stops (time.Tick of 0 or less is nil in Go).
@@ -21,7 +21,10 @@ export interface Platform {
   drainMs: number;
   /** How long the watchdog then waits for requests in flight (write_timeout); 0 without a watchdog. */
   finishMs: number;
-  /** exec_timeout: the watchdog answers 504 to a request that takes longer; undefined when unbounded. */
+  /**
+   * exec_timeout: the watchdog answers 504 to a request that takes longer (its default 30 s);
+   * without a watchdog, exec_timeout when set. Undefined when unbounded.
+   */
   requestTimeoutMs: number | undefined;
   /** of-watchdog's lock file, when the function (not the watchdog) must write it: suppress_lock=true. */
   lockFile: string | undefined;
@@ -178,16 +181,21 @@ function lockFilePath(env: NodeJS.ProcessEnv): string {
 export function readPlatform(env: NodeJS.ProcessEnv): Platform {
   // config.go: http_upstream_url wins over upstream_url.
   const upstream = env.http_upstream_url ?? env.upstream_url;
+  // openfaas/templates node22 index.js: `process.env.http_port || 3000`.
+  const httpPort = env.http_port?.trim() || undefined;
   if (upstream === undefined || upstream.trim() === '') {
-    const raw = env.PORT?.trim();
+    // http_port, the official templates' own variable, wins over Knative's PORT.
+    const [variable, raw] = httpPort !== undefined ? (['http_port', httpPort] as const) : (['PORT', env.PORT?.trim()] as const);
+    // Nobody enforces exec_timeout here, but the image states it (Knative runs the image's ENV): honour it when set.
+    const execTimeout = env.exec_timeout === undefined ? 0 : intOrDuration(env.exec_timeout, 0);
     return {
       watchdog: false,
       host: undefined,
-      port: raw === undefined || raw === '' ? DEFAULT_PORT : port('PORT', raw),
-      portVariable: 'PORT',
+      port: raw === undefined || raw === '' ? DEFAULT_PORT : port(variable, raw),
+      portVariable: variable,
       drainMs: 0,
       finishMs: 0,
-      requestTimeoutMs: undefined,
+      requestTimeoutMs: execTimeout > 0 ? execTimeout : undefined,
       lockFile: undefined,
     };
   }
@@ -200,6 +208,10 @@ export function readPlatform(env: NodeJS.ProcessEnv): Platform {
   if (url?.protocol !== 'http:' || url.hostname === '') {
     throw new PlatformError('upstream_url', 'must be a URL such as http://127.0.0.1:3000', upstream);
   }
+  const listenPort = url.port === '' ? 80 : port('upstream_url', url.port);
+  if (httpPort !== undefined && port('http_port', httpPort) !== listenPort) {
+    throw new PlatformError('http_port', `must be unset or upstream_url's port (${listenPort}), where of-watchdog forwards`, httpPort);
+  }
   // config.go: every timeout defaults to 30 s; healthcheck_interval defaults to write_timeout.
   const writeTimeout = intOrDuration(env.write_timeout, 30_000);
   const interval = intOrDuration(env.healthcheck_interval, writeTimeout);
@@ -211,7 +223,7 @@ export function readPlatform(env: NodeJS.ProcessEnv): Platform {
     // The watchdog dials upstream_url's host: listen there only (loopback), so the pod's
     // IP on this port does not bypass it.
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port === '' ? 80 : port('upstream_url', url.port),
+    port: listenPort,
     portVariable: 'upstream_url',
     drainMs: interval > 0 ? interval : Infinity,
     finishMs: Math.max(0, writeTimeout),

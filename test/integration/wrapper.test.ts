@@ -115,7 +115,7 @@ describe('the template wrapper with another function', { timeout: 60_000 }, () =
       assert.equal(missing.body.toString(), 'Not Found\n');
       const constant = await conn.send('GET /headers HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.deepEqual(JSON.parse(constant.body.toString()), { 'Content-Type': 'text/plain', 'Content-Length': 3, 'X-Shared': 'yes' }, 'the constant is untouched');
-      assert.equal(constant.headers['content-type'], 'application/json');
+      assert.equal(constant.headers['content-type'], 'application/json; charset=utf-8');
       const json = await conn.send('GET /json HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.equal(json.status, 201);
       assert.deepEqual(JSON.parse(json.body.toString()), { ok: true, list: [1, 2] });

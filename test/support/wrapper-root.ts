@@ -23,6 +23,8 @@ export function wrapperWith(files?: Record<string, string>, type: 'module' | 'co
     if (file.endsWith('.js')) fs.copyFileSync(path.join(repoRoot, 'dist', file), path.join(dir, file));
   }
   fs.copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(dir, 'package.json'));
+  // The template's runtime dependencies (body-parser), where the image has them: beside dist/.
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
   fs.mkdirSync(path.join(dir, 'function'));
   const handler = files ?? { 'handler.js': fs.readFileSync(path.join(repoRoot, 'test/fixtures/function/handler.js'), 'utf8') };
   for (const [name, text] of Object.entries(handler)) fs.writeFileSync(path.join(dir, 'function', name), text);
