@@ -1,23 +1,29 @@
 // The HTTP wrapper of the node22-ts template: generic, it knows nothing of the function it
 // serves. Each idea is a module of its own:
-//   contract.ts    what function/handler.js exports, the event, the context (the official
-//                  OpenFaaS node contract, and this template's handle() with its hooks)
-//   bodies.ts      request bodies, as each contract reads them
-//   lifecycle.ts   listen, ready (of-watchdog's lock file), SIGTERM and the other signals
-//   watchdog.ts    of-watchdog's environment and timeline: port, exec_timeout, the drain
-//   inFlight.ts    answers until their last byte has left; unsentBodies.ts, what they may hold
-//   report.ts      the wrapper's own lines on stderr
+//   handlerModule.ts  what function/handler.js exports: the official OpenFaaS node
+//                     handler, or this template's handle(), and the hooks beside either
+//   contract.ts       the event, and what a handler's return value or throw answers
+//   context.ts        the context it answers with
+//   bodies.ts         request bodies, as each contract reads them
+//   lifecycle.ts      listen, ready (of-watchdog's lock file), SIGTERM and the other signals
+//   watchdog.ts       of-watchdog's environment and timeline: port, exec_timeout, the drain
+//   inFlight.ts       answers until their last byte has left; unsentBodies.ts, what they hold
+//   report.ts         the wrapper's own lines on stderr
 // This file wires them: one request in, one answer out.
 import http from 'node:http';
-import { closeAfterAnswer, discardBody, hasBody, officialBody, readBody, readBodySettings, SettingError, type BodyError } from './bodies.js';
-import { answerWithin, Context, eventOf, invoke, loadHandler, pathOf, type Loaded } from './contract.js';
+import { closeAfterAnswer, discardBody, hasBody, officialBody, readBody, readBodySettings, SettingError, type BodyError, type BodySettings } from './bodies.js';
+import { Context } from './context.js';
+import { answerWithin, eventOf, invoke, pathOf } from './contract.js';
+import { loadHandler, type Loaded } from './handlerModule.js';
 import { InFlight } from './inFlight.js';
 import { healthLock, live } from './lifecycle.js';
 import { fatal } from './report.js';
 import { DEFAULT_MAX_UNSENT_BYTES } from './unsentBodies.js';
 import { readPlatform, type Platform } from './watchdog.js';
 
-export type { Callback, FunctionContext, FunctionEvent, FunctionModule, Handler, Hooks, StartInfo } from './contract.js';
+export type { FunctionContext, HeaderValues } from './context.js';
+export type { FunctionEvent } from './contract.js';
+export type { Callback, FunctionModule, Handler, Hooks, StartInfo } from './handlerModule.js';
 export type { ListeningInfo, ShutdownInfo } from './lifecycle.js';
 
 /** handle()'s default maxBodyBytes. */
@@ -64,7 +70,7 @@ async function main(): Promise<void> {
   }
   const { hooks } = loaded;
   const official = loaded.kind === 'official';
-  let bodySettings;
+  let bodySettings: BodySettings;
   try {
     bodySettings = readBodySettings(process.env);
   } catch (error) {

@@ -265,6 +265,22 @@ describe('what the wrapper checks at start, and a handler that never answers', {
     ]);
   });
 
+  it("loads body-parser on the first request with a body, never for a GET (the official template loads it at start)", async () => {
+    const trace = path.join(withHandler('module.exports = async (event) => ({ body: event.body ?? null });\n').dir, 'trace.txt');
+    const entry = path.join(path.dirname(trace), 'index.js');
+    const fn = await startFunction({ NODE_OPTIONS: `--import=${path.join(repoRoot, 'test/fixtures/trace-imports.mjs')}`, TRACE_IMPORTS_FILE: trace }, { entry });
+    try {
+      assert.deepEqual(await (await fetch(`${fn.url}/a?b=c`)).json(), { body: null });
+      const traced = (): string => fs.readFileSync(trace, 'utf8');
+      assert.ok(traced().includes('/function/handler.js'), 'the trace ran');
+      assert.doesNotMatch(traced(), /\/node_modules\/(body-parser|raw-body|iconv-lite|qs)\//);
+      assert.deepEqual(await (await fetch(`${fn.url}/`, json({ posted: true }))).json(), { body: { posted: true } });
+      assert.match(traced(), /\/node_modules\/body-parser\//);
+    } finally {
+      await fn.kill();
+    }
+  });
+
   it('listens on http_port when there is no watchdog (index.js: process.env.http_port || 3000), before PORT', async () => {
     const port = await freePort();
     const fn = await startFunction({ http_port: String(port) }, { entry: withHandler('module.exports = async () => "on http_port";\n').entry, waitReady: false });
