@@ -4,7 +4,7 @@
 // npm, npx, tar, find and the shell's own words, on relative paths, are run as
 // written. The test then breaks when the Dockerfile does.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -242,7 +242,7 @@ export function replayContext(context: string, buildArgs: Record<string, string>
   chmodSync(scratch, 0o755);
   const copy = path.join(scratch, 'context');
   cpSync(context, copy, { recursive: true });
-  const replay = replayDockerfile(parseDockerfile(readFileSync(path.join(copy, 'Dockerfile'), 'utf8')), {
+  const replaying = (): Replay => replayDockerfile(parseDockerfile(readFileSync(path.join(copy, 'Dockerfile'), 'utf8')), {
     context: copy,
     scratch: path.join(scratch, 'stages'),
     buildArgs,
@@ -254,5 +254,11 @@ export function replayContext(context: string, buildArgs: Record<string, string>
       npm_config_prefer_offline: 'true',
     },
   });
-  return { scratch, replay };
+  try {
+    return { scratch, replay: replaying() };
+  } catch (error) {
+    // A step that fails (a test that expects it to) leaves nothing behind.
+    rmSync(scratch, { recursive: true, force: true });
+    throw error;
+  }
 }
