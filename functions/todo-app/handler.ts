@@ -1,5 +1,8 @@
-// The OpenFaaS entry: handle(event, context), as every OpenFaaS node handler.
-// One route serves the page; the rest is answered plainly and never touches a file.
+// The OpenFaaS entry, on node22-ts's own contract: a named handle(event, context) that
+// answers through the context, with its hooks (init, ready, close, maxBodyBytes). The
+// official node templates take a default export instead; node22-ts runs both
+// (template/node22-ts/README.md). One route serves the page; the rest is answered
+// plainly and never touches a file.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';

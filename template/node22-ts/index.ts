@@ -1,264 +1,54 @@
-// The HTTP wrapper of the node22-ts template: generic, it knows nothing of the
-// function it serves. It keeps the OpenFaaS node contract,
-// handle(event, context) with context.status(n).headers({...}).succeed(body),
-// and adds what a function needs to live on a platform: init() before it
-// listens, ready() once it does, close() on SIGTERM, and maxBodyBytes (0 for a
-// function that never reads bodies: they are then discarded, never buffered).
-//
-// Under of-watchdog it follows the watchdog's own timeline (watchdog.ts): it
-// listens on upstream_url's host, writes the health lock file only once it can
-// answer (suppress_lock=true), and after SIGTERM answers for as long as the
-// watchdog forwards, then finishes what is in flight.
-import fs from 'node:fs';
+// The HTTP wrapper of the node22-ts template: generic, it knows nothing of the function it
+// serves. Each idea is a module of its own:
+//   handlerModule.ts  what function/handler.js exports: the official OpenFaaS node
+//                     handler, or this template's handle(), and the hooks beside either
+//   contract.ts       the event, and what a handler's return value or throw answers
+//   context.ts        the context it answers with
+//   bodies.ts         request bodies, as each contract reads them
+//   lifecycle.ts      listen, ready (of-watchdog's lock file), SIGTERM and the other signals
+//   watchdog.ts       of-watchdog's environment and timeline: port, exec_timeout, the drain
+//   inFlight.ts       answers until their last byte has left; unsentBodies.ts, what they hold
+//   report.ts         the wrapper's own lines on stderr
+// This file wires them: one request in, one answer out.
 import http from 'node:http';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { readPlatform, shutdownPlan, type Platform } from './watchdog.js';
+import { closeAfterAnswer, discardBody, hasBody, officialBody, readBody, readBodySettings, SettingError, type BodyError, type BodySettings } from './bodies.js';
+import { Context } from './context.js';
+import { answerWithin, eventOf, invoke, pathOf } from './contract.js';
+import { loadHandler, type Loaded } from './handlerModule.js';
+import { InFlight } from './inFlight.js';
+import { healthLock, live } from './lifecycle.js';
+import { fatal } from './report.js';
+import { DEFAULT_MAX_UNSENT_BYTES } from './unsentBodies.js';
+import { readPlatform, type Platform } from './watchdog.js';
 
-export interface FunctionEvent {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: http.IncomingHttpHeaders;
-  /** The request body, up to maxBodyBytes; undefined when there is none or the function reads none. */
-  body: Buffer | undefined;
-}
+export type { FunctionContext, HeaderValues } from './context.js';
+export type { FunctionEvent } from './contract.js';
+export type { Callback, FunctionModule, Handler, Hooks, StartInfo } from './handlerModule.js';
+export type { ListeningInfo, ShutdownInfo } from './lifecycle.js';
 
-export interface FunctionContext {
-  status(code: number): FunctionContext;
-  headers(values: Record<string, string | number>): FunctionContext;
-  /** A string or Buffer is sent as is; an object or array as JSON. */
-  succeed(body?: string | Buffer | object): void;
-  fail(error: unknown): void;
-}
-
-export interface StartInfo {
-  /** of-watchdog's exec_timeout: an answer later than this is replaced by its 504. Undefined: no such bound. */
-  requestTimeoutMs: number | undefined;
-}
-
-export interface ShutdownInfo {
-  signal: NodeJS.Signals;
-  /** The function's own work (a refresh, a lock) must be over within this, or be given up. */
-  withinMs: number;
-}
-
-export interface ListeningInfo {
-  /** Where the wrapper answers: http://localhost:PORT on every interface, else upstream_url's host. */
-  url: string;
-}
-
-export interface FunctionModule {
-  handle(event: FunctionEvent, context: FunctionContext): unknown;
-  init?(start: StartInfo): Promise<void> | void;
-  /** Once the wrapper listens (and has written of-watchdog's lock file). */
-  ready?(listening: ListeningInfo): void;
-  close?(shutdown: ShutdownInfo): Promise<void> | void;
-  /** The largest body the function reads; 0: it reads none. Default 1 MiB. */
-  maxBodyBytes?: number;
-}
-
+/** handle()'s default maxBodyBytes. */
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/**
- * A body nobody reads is read and dropped up to this much (a small POST stays a kept-alive
- * request); past it the wrapper stops reading, and TCP holds the sender back: no memory is spent
- * on it and no garbage made of it.
- */
-const DISCARD_LIMIT_BYTES = 64 * 1024;
-/** Then the answer goes out with Connection: close, and the connection is dropped this long after it. */
-const LINGER_MS = 2_000;
 /** Node's default (300 s) would let a slow upload hold a connection and its buffer for 5 minutes. */
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Below the request timeout: Node refuses a headers timeout above it, and its default (60 s) is. */
 const HEADERS_TIMEOUT_MS = 20_000;
+/** Longer than any proxy's idle timeout (of-watchdog's client drops idle connections after 500 ms): the proxy closes first. */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
-function fatal(message: string): never {
-  process.stderr.write(`${message}\n`);
-  process.exit(1);
+/** MAX_UNSENT_BYTES: a whole number of bytes, at least 1 MiB (a page or two of the usual sizes). */
+function maxUnsentBytes(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_UNSENT_BYTES;
+  const value = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || value < 1024 * 1024) fatal(`MAX_UNSENT_BYTES: must be a whole number of bytes, at least 1048576, got ${JSON.stringify(raw)}`);
+  return value;
 }
 
-/** An error of the function's, in the JSON line shape its logs use; the wrapper has no logger of its own. */
-function reportError(msg: string, error: unknown): void {
-  process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg, err: String(error) })}\n`);
-}
-
-/** Status codes whose answers carry no body and no Content-Length (RFC 9110 6.4.1, 8.6). */
-function bodiless(status: number): boolean {
-  return status === 204 || status === 304 || (status >= 100 && status < 200);
-}
-
-class Context implements FunctionContext {
-  private code = 200;
-  private values: Record<string, string | number> = {};
-  private done = false;
-
-  constructor(
-    private readonly req: http.IncomingMessage,
-    private readonly res: http.ServerResponse,
-  ) {}
-
-  status(code: number): this {
-    this.code = code;
-    return this;
-  }
-
-  headers(values: Record<string, string | number>): this {
-    // A copy: the caller's object is often a shared constant.
-    this.values = { ...values };
-    return this;
-  }
-
-  succeed(body?: string | Buffer | object): void {
-    if (this.done) return;
-    this.done = true;
-    const headers: Record<string, string | number> = {};
-    let typed = false;
-    for (const [name, value] of Object.entries(this.values)) {
-      const lower = name.toLowerCase();
-      // The framing is ours: a Content-Length that is not the bytes sent breaks the kept-alive connection.
-      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
-      if (lower === 'content-type') typed = true;
-      headers[name] = value;
-    }
-    if (bodiless(this.code)) {
-      closeAfterAnswer(this.req, this.res, headers);
-      this.res.writeHead(this.code, headers).end();
-      return;
-    }
-    let payload: string | Buffer = '';
-    if (typeof body === 'string' || Buffer.isBuffer(body)) payload = body;
-    else if (body !== undefined) {
-      payload = JSON.stringify(body);
-      if (!typed) headers['Content-Type'] = 'application/json';
-    }
-    headers['Content-Length'] = Buffer.byteLength(payload);
-    closeAfterAnswer(this.req, this.res, headers);
-    this.res.writeHead(this.code, headers);
-    // A HEAD answer has the GET's headers and no body.
-    if (this.req.method === 'HEAD') this.res.end();
-    else this.res.end(payload);
-  }
-
-  fail(error: unknown): void {
-    if (this.done) return;
-    this.done = true;
-    reportError('handler failed', error);
-    if (this.res.headersSent) {
-      this.res.destroy();
-      return;
-    }
-    const message = 'Internal Server Error\n';
-    this.res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': message.length });
-    this.res.end(this.req.method === 'HEAD' ? undefined : message);
-  }
-}
-
-function pathOf(url: string): string {
-  const mark = url.indexOf('?');
-  return (mark === -1 ? url : url.slice(0, mark)) || '/';
-}
-
-function eventOf(req: http.IncomingMessage, body: Buffer | undefined): FunctionEvent {
-  const url = req.url ?? '/';
-  const mark = url.indexOf('?');
-  const query: Record<string, string> = {};
-  if (mark !== -1) {
-    for (const [key, value] of new URLSearchParams(url.slice(mark + 1))) query[key] = value;
-  }
-  return { method: req.method ?? 'GET', path: pathOf(url), query, headers: req.headers, body };
-}
-
-function hasBody(req: http.IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new Error('body too large'));
-        // Destroying the request would cut the socket before the 413 is written: stop keeping
-        // the body and let it drain until the answer (Connection: close) ends the connection.
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-/**
- * For a function that reads no body: its bytes are read and dropped, never kept. A small body
- * ends before the answer and the connection stays reusable; past the limit the wrapper stops
- * reading and answers at once.
- */
-function discardBody(req: http.IncomingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = 0;
-    req.on('data', (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen <= DISCARD_LIMIT_BYTES) return;
-      req.pause();
-      resolve();
-    });
-    req.once('end', resolve);
-    req.once('error', () => resolve());
-  });
-}
-
-/**
- * An answer sent while the request's body is still arriving cannot leave the connection
- * reusable: it says Connection: close, and the connection is ended once the answer is out,
- * dropped after a short linger (time for the client to read the answer before a reset).
- */
-function closeAfterAnswer(req: http.IncomingMessage, res: http.ServerResponse, headers: Record<string, string | number>): void {
-  if (req.complete || !hasBody(req)) return;
-  headers.Connection = 'close';
-  res.once('finish', () => {
-    const socket = req.socket;
-    socket.end();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
-  });
-}
-
-function lockFileOps(platform: Platform): { write(): void; remove(): void } {
-  const file = platform.lockFile;
-  return {
-    write: () => {
-      if (file === undefined) return;
-      try {
-        fs.writeFileSync(file, '', { mode: 0o660 });
-      } catch (error) {
-        fatal(`suppress_lock: the function writes of-watchdog's lock file and cannot: ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-      }
-    },
-    remove: () => {
-      if (file !== undefined) fs.rmSync(file, { force: true });
-    },
-  };
-}
-
-/**
- * The handler, compiled beside us in function/. This file is CommonJS: require() of Node's
- * built-ins costs a fraction of an ESM import of them at start-up. A handler compiled as ESM
- * loads through require() too on Node 22, or through import() where that cannot (Node 20,
- * top-level await).
- */
-async function loadFunction(): Promise<FunctionModule> {
-  const file = path.join(__dirname, 'function', 'handler.js');
-  try {
-    return require(file) as FunctionModule;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw error;
-    return (await import(pathToFileURL(file).href)) as FunctionModule;
-  }
+/** The wrapper's own answer to a body it cannot take (too large, not parseable). */
+function answerPlain(req: http.IncomingMessage, res: http.ServerResponse, status: number, text: string): void {
+  if (res.headersSent) return;
+  const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) };
+  closeAfterAnswer(req, res, headers);
+  res.writeHead(status, headers).end(text);
 }
 
 async function main(): Promise<void> {
@@ -268,33 +58,31 @@ async function main(): Promise<void> {
   } catch (error) {
     fatal((error as Error).message);
   }
-  const lock = lockFileOps(platform);
-  // /tmp is an emptyDir that outlives a crashed container, and faas-netes probes from its first
-  // second: the lock lives only as long as this process. Removed at start (a run killed with
-  // SIGKILL left it) and at every exit this process gets to make (process.exit, a crash).
-  lock.remove();
-  process.on('exit', () => lock.remove());
+  const lock = healthLock(platform);
+  const inFlight = new InFlight(maxUnsentBytes(process.env.MAX_UNSENT_BYTES));
 
-  let fn: FunctionModule;
+  let loaded: Loaded;
   try {
-    fn = await loadFunction();
-    await fn.init?.({ requestTimeoutMs: platform.requestTimeoutMs });
+    loaded = await loadHandler(__dirname);
+    await loaded.hooks.init?.({ requestTimeoutMs: platform.requestTimeoutMs });
   } catch (error) {
     fatal(error instanceof Error ? error.message : String(error));
   }
-  const maxBodyBytes = fn.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const { hooks } = loaded;
+  const official = loaded.kind === 'official';
+  let bodySettings: BodySettings;
+  try {
+    bodySettings = readBodySettings(process.env);
+  } catch (error) {
+    fatal(error instanceof SettingError ? error.message : String(error));
+  }
+  const maxBodyBytes = hooks.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
-  let closing = false;
-  let stopped = false;
-
-  const run = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer | undefined): void => {
-    const context = new Context(req, res);
-    try {
-      const result = fn.handle(eventOf(req, body), context);
-      if (result instanceof Promise) result.catch((error: unknown) => context.fail(error));
-    } catch (error) {
-      context.fail(error);
-    }
+  const run = (req: http.IncomingMessage, res: http.ServerResponse, body: unknown): void => {
+    const context = new Context(req, res, inFlight);
+    const event = eventOf(req, body);
+    invoke(loaded, event, context);
+    answerWithin(context, res, platform.requestTimeoutMs, event);
   };
 
   // of-watchdog's /_/health (pkg/watchdog.go makeHealthHandler), for a platform that starts us without it.
@@ -303,15 +91,26 @@ async function main(): Promise<void> {
       res.writeHead(405, { 'Content-Length': 0 }).end();
       return;
     }
-    if (closing) res.writeHead(503, { 'Content-Length': 0 }).end();
+    if (life.closing()) res.writeHead(503, { 'Content-Length': 0 }).end();
     else res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 }).end('OK');
   };
 
   const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
-    if (stopped) res.setHeader('Connection', 'close');
+    inFlight.track(req, res);
+    if (life.stopped()) res.setHeader('Connection', 'close');
     if (!platform.watchdog && pathOf(req.url ?? '/') === '/_/health') {
       req.resume();
       health(req, res);
+      return;
+    }
+    if (official) {
+      // index.js: a request without a Content-Type is taken as text/plain, in the event's headers too.
+      req.headers['content-type'] ||= 'text/plain';
+      officialBody(req, res, bodySettings).then(
+        (body) => run(req, res, body),
+        // body-parser's http-errors: 413 past the limit, 400 for a body its type cannot parse, 415 for a charset it cannot read.
+        (error: BodyError) => answerPlain(req, res, error.status ?? 400, `${error.expose === false ? http.STATUS_CODES[error.status] : error.message}\n`),
+      );
       return;
     }
     // A GET has no body: answer without waiting for the request stream to end.
@@ -325,57 +124,14 @@ async function main(): Promise<void> {
     }
     readBody(req, maxBodyBytes).then(
       (body) => run(req, res, body),
-      () => {
-        if (!res.headersSent) res.writeHead(413, { Connection: 'close', 'Content-Length': 0 }).end();
-      },
+      () => answerPlain(req, res, 413, 'Payload Too Large\n'),
     );
   });
-  // Longer than any proxy's idle timeout (of-watchdog's client drops idle connections after 500 ms):
-  // the proxy closes first, so it never sends on a connection we are closing.
-  server.keepAliveTimeout = 65_000;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (closing) {
-      // A second Ctrl-C: the user does not want to wait.
-      if (signal === 'SIGINT') process.exit(130);
-      return;
-    }
-    closing = true;
-    lock.remove();
-    const { acceptMs, withinMs, finishMs } = shutdownPlan(platform, signal);
-    const work = Promise.resolve()
-      .then(() => fn.close?.({ signal, withinMs }))
-      .catch((error: unknown) => reportError('close failed', error));
-    // healthcheck_interval of 0 or less: the watchdog never stops forwarding (Go's time.Tick
-    // returns nil), so neither do we; the kubelet ends both after the grace period.
-    if (acceptMs === Infinity) return;
-    setTimeout(() => {
-      stopped = true;
-      const served = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Node keeps a kept-alive connection open after its answer even when the server is
-      // closed: close each one as soon as its answer in flight is out.
-      const idle = setInterval(() => server.closeIdleConnections(), 20);
-      idle.unref();
-      const bound = new Promise<void>((resolve) => setTimeout(resolve, finishMs).unref());
-      void Promise.race([Promise.all([served, work]), bound]).then(() => process.exit(0));
-    }, acceptMs);
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
-
-  server.on('error', (error: NodeJS.ErrnoException) => {
-    const where = `${platform.host ?? '*'}:${platform.port}`;
-    if (error.code === 'EADDRINUSE') fatal(`${platform.portVariable}: port ${platform.port} is in use by another process (${where})`);
-    fatal(`${platform.portVariable}: cannot listen on ${where}: ${error.message}`);
-  });
-  server.listen({ port: platform.port, host: platform.host }, () => {
-    lock.write();
-    const host = platform.host === undefined ? 'localhost' : platform.host.includes(':') ? `[${platform.host}]` : platform.host;
-    try {
-      fn.ready?.({ url: `http://${host}:${platform.port}` });
-    } catch (error) {
-      fatal(error instanceof Error ? error.message : String(error));
-    }
+  const life = live(server, platform, lock, inFlight, {
+    ready: (listening) => hooks.ready?.(listening),
+    close: (shutdown) => hooks.close?.(shutdown),
   });
 }
 

@@ -12,7 +12,7 @@ export interface Platform {
   host: string | undefined;
   port: number;
   /** Which variable chose the port, for the error line when it is taken. */
-  portVariable: 'upstream_url' | 'PORT';
+  portVariable: 'upstream_url' | 'http_port' | 'PORT';
   /**
    * After SIGTERM the watchdog still forwards for this long (healthcheck_interval,
    * default write_timeout). Infinity: it never stops (time.Tick of 0 or less is nil in Go).
@@ -21,7 +21,10 @@ export interface Platform {
   drainMs: number;
   /** How long the watchdog then waits for requests in flight (write_timeout); 0 without a watchdog. */
   finishMs: number;
-  /** exec_timeout: the watchdog answers 504 to a request that takes longer; undefined when unbounded. */
+  /**
+   * exec_timeout: the watchdog answers 504 to a request that takes longer (its default 30 s);
+   * without a watchdog, exec_timeout when set. Undefined when unbounded.
+   */
   requestTimeoutMs: number | undefined;
   /** of-watchdog's lock file, when the function (not the watchdog) must write it: suppress_lock=true. */
   lockFile: string | undefined;
@@ -29,35 +32,49 @@ export interface Platform {
 
 /** Where the function listens without a watchdog and without PORT; the image's upstream_url names the same port. */
 export const DEFAULT_PORT = 3000;
-/** Without a watchdog, the function's shutdown work gets this long: Kubernetes' grace period is 30 s by default. */
+/**
+ * Without a watchdog the kubelet sends SIGKILL 30 s after SIGTERM (the default
+ * terminationGracePeriodSeconds). The function's own work (a refresh, a volume lock) gets the
+ * first 20 s; the answers it then releases, and every other answer in flight, get until 25 s to
+ * leave the process: 5 s to spare before the SIGKILL.
+ */
 export const CLOSE_ALONE_MS = 20_000;
+export const DELIVER_ALONE_MS = 25_000;
 /**
  * A request the watchdog accepted just before its healthcheck_interval ended reaches us a moment
  * later: keep listening this much longer, and end the function's work this much sooner.
  */
 export const WATCHDOG_MARGIN_MS = 1_000;
+/**
+ * The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days): a longer one prints a
+ * TimeoutOverflowWarning and fires after 1 ms (lib/internal/timers.js). write_timeout=720h means
+ * "far away", so it is clamped to this, never turned into "now".
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ShutdownPlan {
   /** Keep accepting for this long after the signal (Infinity: until killed). */
   acceptMs: number;
   /** The function's own work (a refresh, the volume lock) must be over within this. */
   withinMs: number;
-  /** Then requests in flight get this long before the process exits anyway. */
+  /** Then the answers in flight get this long to leave before the process exits anyway. */
   finishMs: number;
 }
+
+const timer = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);
 
 /**
  * of-watchdog (PID 1 in the container) passes SIGTERM on at once, forwards for
  * healthcheck_interval, drains for up to write_timeout and exits: the function's work must be
  * over before the earliest of those exits. Without it (Knative's queue-proxy has drained
- * already, or a terminal's Ctrl-C) stop accepting at once.
+ * already, or a terminal's Ctrl-C) stop accepting at once. Every figure fits setTimeout.
  */
 export function shutdownPlan(platform: Platform, signal: NodeJS.Signals): ShutdownPlan {
-  if (!platform.watchdog || signal !== 'SIGTERM') return { acceptMs: 0, withinMs: CLOSE_ALONE_MS, finishMs: CLOSE_ALONE_MS };
+  if (!platform.watchdog || signal !== 'SIGTERM') return { acceptMs: 0, withinMs: CLOSE_ALONE_MS, finishMs: DELIVER_ALONE_MS };
   return {
-    acceptMs: platform.drainMs + WATCHDOG_MARGIN_MS,
-    withinMs: Number.isFinite(platform.drainMs) ? Math.max(0, platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS,
-    finishMs: platform.finishMs,
+    acceptMs: Number.isFinite(platform.drainMs) ? timer(platform.drainMs + WATCHDOG_MARGIN_MS) : Infinity,
+    withinMs: Number.isFinite(platform.drainMs) ? timer(platform.drainMs - WATCHDOG_MARGIN_MS) : CLOSE_ALONE_MS,
+    finishMs: timer(platform.finishMs),
   };
 }
 
@@ -164,16 +181,21 @@ function lockFilePath(env: NodeJS.ProcessEnv): string {
 export function readPlatform(env: NodeJS.ProcessEnv): Platform {
   // config.go: http_upstream_url wins over upstream_url.
   const upstream = env.http_upstream_url ?? env.upstream_url;
+  // openfaas/templates node22 index.js: `process.env.http_port || 3000`.
+  const httpPort = env.http_port?.trim() || undefined;
   if (upstream === undefined || upstream.trim() === '') {
-    const raw = env.PORT?.trim();
+    // http_port, the official templates' own variable, wins over Knative's PORT.
+    const [variable, raw] = httpPort !== undefined ? (['http_port', httpPort] as const) : (['PORT', env.PORT?.trim()] as const);
+    // Nobody enforces exec_timeout here, but the image states it (Knative runs the image's ENV): honour it when set.
+    const execTimeout = env.exec_timeout === undefined ? 0 : intOrDuration(env.exec_timeout, 0);
     return {
       watchdog: false,
       host: undefined,
-      port: raw === undefined || raw === '' ? DEFAULT_PORT : port('PORT', raw),
-      portVariable: 'PORT',
+      port: raw === undefined || raw === '' ? DEFAULT_PORT : port(variable, raw),
+      portVariable: variable,
       drainMs: 0,
       finishMs: 0,
-      requestTimeoutMs: undefined,
+      requestTimeoutMs: execTimeout > 0 ? execTimeout : undefined,
       lockFile: undefined,
     };
   }
@@ -186,6 +208,10 @@ export function readPlatform(env: NodeJS.ProcessEnv): Platform {
   if (url?.protocol !== 'http:' || url.hostname === '') {
     throw new PlatformError('upstream_url', 'must be a URL such as http://127.0.0.1:3000', upstream);
   }
+  const listenPort = url.port === '' ? 80 : port('upstream_url', url.port);
+  if (httpPort !== undefined && port('http_port', httpPort) !== listenPort) {
+    throw new PlatformError('http_port', `must be unset or upstream_url's port (${listenPort}), where of-watchdog forwards`, httpPort);
+  }
   // config.go: every timeout defaults to 30 s; healthcheck_interval defaults to write_timeout.
   const writeTimeout = intOrDuration(env.write_timeout, 30_000);
   const interval = intOrDuration(env.healthcheck_interval, writeTimeout);
@@ -197,7 +223,7 @@ export function readPlatform(env: NodeJS.ProcessEnv): Platform {
     // The watchdog dials upstream_url's host: listen there only (loopback), so the pod's
     // IP on this port does not bypass it.
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port === '' ? 80 : port('upstream_url', url.port),
+    port: listenPort,
     portVariable: 'upstream_url',
     drainMs: interval > 0 ? interval : Infinity,
     finishMs: Math.max(0, writeTimeout),

@@ -5,7 +5,7 @@
 // on. A user's first request gets the page with the picture.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +24,24 @@ interface StackFn {
 const stack = parse(readFileSync(path.join(repoRoot, 'stack.yml'), 'utf8')) as { functions: Record<string, StackFn> };
 const fn = stack.functions['todo-app']!;
 const templateYml = parse(readFileSync(path.join(repoRoot, 'template', fn.lang, 'template.yml'), 'utf8')) as { fprocess: string };
+/**
+ * The runtime dependencies' bound in the image: sharp with libvips (19.3 MB for linux-x64
+ * glibc here, 19.2 for the image's musl), pino, got, proper-lockfile; the wrapper's body-parser.
+ */
+const FUNCTION_DEPS_MB = 22;
+const WRAPPER_DEPS_MB = 2;
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+function bytesUnder(dir: string): number {
+  return filesUnder(dir).reduce((sum, file) => sum + statSync(file).size, 0);
+}
+
 // The function's UID in the image (USER 12000:12000): used when these tests run as root.
 const APP_UID = 12000;
 
@@ -76,7 +94,9 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
     assert.match(ran, /build:\d+ RUN npm ci$/m);
     assert.match(ran, /build:\d+ RUN cd function && npm ci$/m);
     assert.match(ran, /build:\d+ RUN npx tsc -p tsconfig\.json$/m);
-    assert.match(ran, /RUN npm ci --omit=dev$/m);
+    assert.match(ran, /build:\d+ RUN \[ "\$TEST_ENABLED" = "false" \] && echo "skipping tests" \|\| \(cd function && npm test --if-present\)$/m);
+    assert.equal((ran.match(/runtime-deps:\d+ RUN npx -y npm@11\.\d+\.\d+ ci --omit=dev$/gm) ?? []).length, 2, "the wrapper's and the function's");
+    assert.match(ran, /runtime-deps:\d+ RUN mkdir -p dist\/function\/node_modules && find node_modules dist\/function\/node_modules .* -delete$/m);
     for (const step of replay.skipped) {
       assert.match(step, /fwatchdog|addgroup|adduser|of-watchdog|watchdog/, `unexpected skipped step: ${step}`);
     }
@@ -96,7 +116,8 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
     const devOnly = Object.entries(lock.packages).filter(([name, p]) => name && p.dev).map(([name]) => name);
     assert.ok(devOnly.length > 0);
     for (const name of devOnly) assert.ok(!existsSync(path.join(app, 'dist/function', name)), `dev dependency ${name} in the runtime`);
-    assert.ok(!existsSync(path.join(app, 'node_modules')), 'the template build tools leaked into the runtime');
+    for (const tool of ['typescript', '@types/node']) assert.ok(!existsSync(path.join(app, 'node_modules', tool)), `the template's build tool ${tool} leaked into the runtime`);
+    assert.ok(existsSync(path.join(app, 'node_modules/body-parser/package.json')), "the wrapper's body-parser, beside dist/");
     assert.deepEqual(
       readdirSync(path.join(app, 'dist/function')).filter((f) => f.endsWith('.ts')),
       [],
@@ -104,6 +125,19 @@ describe('the image, built from the shrinkwrapped context with the Dockerfile ow
     );
     const shipped = JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')) as { type?: string };
     assert.equal(shipped.type, 'commonjs', 'dist/index.js is CommonJS: /home/app/package.json must say "type": "commonjs"');
+  });
+
+  it(`holds the runtime dependencies to ${FUNCTION_DEPS_MB} MB for the function and ${WRAPPER_DEPS_MB} MB for the wrapper, with nothing the platform does not load`, () => {
+    const app = inStage(replay.final, '/home/app');
+    const functionDeps = bytesUnder(path.join(app, 'dist/function/node_modules'));
+    const wrapperDeps = bytesUnder(path.join(app, 'node_modules'));
+    process.stderr.write(`# runtime dependencies: the function's ${(functionDeps / 1e6).toFixed(1)} MB, the wrapper's ${(wrapperDeps / 1e6).toFixed(2)} MB\n`);
+    assert.ok(functionDeps < FUNCTION_DEPS_MB * 1e6, `the function's ${functionDeps} bytes`);
+    assert.ok(wrapperDeps < WRAPPER_DEPS_MB * 1e6, `the wrapper's ${wrapperDeps} bytes`);
+    // npm 10.9 (node:22-alpine's) installs sharp's WebAssembly build, wanted only by the freebsd and webcontainers builds it skips.
+    for (const unloaded of ['@img/sharp-wasm32', '@emnapi/runtime']) assert.ok(!existsSync(path.join(app, 'dist/function/node_modules', unloaded)), `${unloaded} is in the image`);
+    const leftovers = filesUnder(path.join(app, 'node_modules')).concat(filesUnder(path.join(app, 'dist/function/node_modules'))).filter((f) => /\.(d\.[mc]?ts|map|md|cc|gyp)$/.test(f));
+    assert.deepEqual(leftovers, [], 'declarations, source maps, Markdown or C sources in the runtime');
   });
 
   it("serves the page with the picture through fprocess, with of-watchdog's environment", async () => {

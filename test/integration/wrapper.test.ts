@@ -7,11 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import net from 'node:net';
-import { eventually, repoRoot, startFunction, type FunctionProcess } from '../support/fn.ts';
+import { eventually, startFunction, type FunctionProcess } from '../support/fn.ts';
 import { connect } from '../support/http1.ts';
 import { startWatchdog, type Watchdog } from '../support/watchdog.ts';
 import { freePort, waitForPort } from '../support/ports.ts';
 import { startSource, type ImageSource } from '../support/source.ts';
+import { wrapperWith, type WrapperRoot } from '../support/wrapper-root.ts';
 
 describe('the template wrapper', { timeout: 60_000 }, () => {
   let source: ImageSource;
@@ -90,32 +91,19 @@ describe('the template wrapper', { timeout: 60_000 }, () => {
   });
 });
 
-/** The built wrapper with the fixture function in place of todo-app: what faas-cli build makes of another handler. */
-function wrapperWithFixture(): string {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'todo-wrapper-fixture-'));
-  for (const file of fs.readdirSync(path.join(repoRoot, 'dist'))) {
-    if (file.endsWith('.js')) fs.copyFileSync(path.join(repoRoot, 'dist', file), path.join(root, file));
-  }
-  fs.copyFileSync(path.join(repoRoot, 'template/node22-ts/package.json'), path.join(root, 'package.json'));
-  fs.mkdirSync(path.join(root, 'function'));
-  fs.copyFileSync(path.join(repoRoot, 'test/fixtures/function/handler.js'), path.join(root, 'function/handler.js'));
-  fs.writeFileSync(path.join(root, 'function/package.json'), '{ "type": "module" }\n');
-  return root;
-}
-
 describe('the template wrapper with another function', { timeout: 60_000 }, () => {
-  let root: string;
+  let root: WrapperRoot;
   const started: Array<FunctionProcess | Watchdog> = [];
   beforeEach(() => {
-    root = wrapperWithFixture();
+    root = wrapperWith();
   });
   afterEach(async () => {
     await Promise.all(started.splice(0).map((p) => ('destroy' in p ? p.destroy() : p.kill())));
-    fs.rmSync(root, { recursive: true, force: true });
+    root.remove();
   });
 
   it("never keeps a handler's headers object or its Content-Length: every answer is framed by the bytes sent", async () => {
-    const fn = await startFunction({}, { entry: path.join(root, 'index.js') });
+    const fn = await startFunction({}, { entry: root.entry });
     started.push(fn);
     const conn = await connect(fn.port);
     try {
@@ -127,7 +115,7 @@ describe('the template wrapper with another function', { timeout: 60_000 }, () =
       assert.equal(missing.body.toString(), 'Not Found\n');
       const constant = await conn.send('GET /headers HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.deepEqual(JSON.parse(constant.body.toString()), { 'Content-Type': 'text/plain', 'Content-Length': 3, 'X-Shared': 'yes' }, 'the constant is untouched');
-      assert.equal(constant.headers['content-type'], 'application/json');
+      assert.equal(constant.headers['content-type'], 'application/json; charset=utf-8');
       const json = await conn.send('GET /json HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.equal(json.status, 201);
       assert.deepEqual(JSON.parse(json.body.toString()), { ok: true, list: [1, 2] });
@@ -148,7 +136,7 @@ describe('the template wrapper with another function', { timeout: 60_000 }, () =
   });
 
   it('buffers a body up to 1 MiB by default for a function that reads bodies, and answers 413 beyond', async () => {
-    const fn = await startFunction({}, { entry: path.join(root, 'index.js') });
+    const fn = await startFunction({}, { entry: root.entry });
     started.push(fn);
     const small = await fetch(`${fn.url}/echo`, { method: 'POST', body: 'x'.repeat(1000) });
     assert.equal(await small.text(), '1000');
@@ -159,7 +147,7 @@ describe('the template wrapper with another function', { timeout: 60_000 }, () =
   });
 
   it('a request in flight when the watchdog window ends is answered before the function exits', async () => {
-    const w = await startWatchdog({ fprocess: `node ${path.join(root, 'index.js')}`, healthcheck_interval: '1', suppress_lock: 'true' });
+    const w = await startWatchdog({ fprocess: `node ${root.entry}`, healthcheck_interval: '1', suppress_lock: 'true' });
     started.push(w);
     await eventually(async () => (await fetch(`${w.url}/_/health`)).status === 200, 10_000, 'ready');
     w.child.kill('SIGTERM');
@@ -173,7 +161,7 @@ describe('the template wrapper with another function', { timeout: 60_000 }, () =
   });
 
   it('without a watchdog, SIGTERM stops accepting at once and still answers the request in flight', async () => {
-    const fn = await startFunction({}, { entry: path.join(root, 'index.js') });
+    const fn = await startFunction({}, { entry: root.entry });
     started.push(fn);
     const answer = fetch(`${fn.url}/slow/1500`).then(async (r) => [r.status, await r.text()]);
     await new Promise((r) => setTimeout(r, 300));

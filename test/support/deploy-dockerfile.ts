@@ -1,9 +1,10 @@
 // Reads a Dockerfile and replays the parts of it that run on this machine
 // without Docker: each stage gets a folder standing in for its root file
-// system, WORKDIR/ENV/COPY are followed, and the RUN steps that are npm or npx
-// commands are run as written. The test then breaks when the Dockerfile does.
+// system, WORKDIR/ENV/ARG/COPY are followed, and the RUN steps made only of
+// npm, npx, tar, find and the shell's own words, on relative paths, are run as
+// written. The test then breaks when the Dockerfile does.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -90,11 +91,23 @@ export interface ReplayOptions {
   env: Record<string, string>;
   /** Which RUN commands to run here; the rest are listed as skipped. */
   runnable?: (command: string) => boolean;
+  /** --build-arg values, over each ARG's default. */
+  buildArgs?: Record<string, string>;
   /** Which stages to replay (default: those FROM a node image); COPY --from another is skipped. */
   replayable?: (stage: Stage) => boolean;
 }
 
-const npmCommand = (command: string): boolean => /^(cd \S+ && )?(npm|npx) /.test(command);
+/** Programs a replayed RUN may use: npm and the shell's own words, tar and find for files. */
+const HERE = new Set(['npm', 'npx', 'cd', 'echo', '[', 'tar', 'find', 'mkdir']);
+
+/** Every command of the RUN is one of those, and no argument names a path outside the stage's folder. */
+export function runsHere(command: string): boolean {
+  const parts = command
+    .split(/&&|\|\||[|;]|(?<!\\)[()]/)
+    .map((part) => part.trim())
+    .filter(Boolean);
+  return parts.every((part) => HERE.has(part.split(/\s+/)[0]!)) && !/(^|\s)\//.test(command);
+}
 
 /** Simple .dockerignore patterns: paths (and their contents) relative to the context. */
 function ignored(context: string): (relative: string) => boolean {
@@ -114,7 +127,7 @@ function ignored(context: string): (relative: string) => boolean {
 }
 
 export function replayDockerfile(stages: Stage[], options: ReplayOptions): Replay {
-  const runnable = options.runnable ?? npmCommand;
+  const runnable = options.runnable ?? runsHere;
   const isIgnored = ignored(options.context);
   const states = new Map<string, StageState>();
   const ran: string[] = [];
@@ -141,6 +154,12 @@ export function replayDockerfile(stages: Stage[], options: ReplayOptions): Repla
         case 'USER':
           state.user = args;
           break;
+        case 'ARG': {
+          // ARG NAME=default: in the RUN steps' environment, a --build-arg over the default.
+          const [name, ...value] = args.split('=');
+          if (value.length > 0 || options.buildArgs?.[name!] !== undefined) state.env[name!] = options.buildArgs?.[name!] ?? value.join('=');
+          break;
+        }
         case 'COPY': {
           const words = args.split(/\s+/);
           const flags = words.filter((w) => w.startsWith('--'));
@@ -198,7 +217,7 @@ export function replayDockerfile(stages: Stage[], options: ReplayOptions): Repla
           break;
         }
         default:
-          // ARG, HEALTHCHECK, CMD, EXPOSE, LABEL: nothing to replay.
+          // HEALTHCHECK, CMD, EXPOSE, LABEL: nothing to replay.
           break;
       }
     }
@@ -215,16 +234,19 @@ export function inStage(state: StageState, containerPath: string): string {
 
 /**
  * Copies a build context (build/<fn>/ as faas-cli lays it out) outside the repository, where no
- * node_modules above it can stand in for the image's, and replays its Dockerfile there.
+ * node_modules above it can stand in for the image's, and replays its Dockerfile there (only the
+ * named stages, when given).
  */
-export function replayContext(context: string): { scratch: string; replay: Replay } {
+export function replayContext(context: string, buildArgs: Record<string, string> = {}, stages?: string[]): { scratch: string; replay: Replay } {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'todo-image-'));
   chmodSync(scratch, 0o755);
   const copy = path.join(scratch, 'context');
   cpSync(context, copy, { recursive: true });
-  const replay = replayDockerfile(parseDockerfile(readFileSync(path.join(copy, 'Dockerfile'), 'utf8')), {
+  const replaying = (): Replay => replayDockerfile(parseDockerfile(readFileSync(path.join(copy, 'Dockerfile'), 'utf8')), {
     context: copy,
     scratch: path.join(scratch, 'stages'),
+    buildArgs,
+    ...(stages ? { replayable: (stage: Stage) => stages.includes(stage.name) } : {}),
     env: {
       PATH: process.env.PATH ?? '',
       HOME: os.homedir(),
@@ -232,5 +254,11 @@ export function replayContext(context: string): { scratch: string; replay: Repla
       npm_config_prefer_offline: 'true',
     },
   });
-  return { scratch, replay };
+  try {
+    return { scratch, replay: replaying() };
+  } catch (error) {
+    // A step that fails (a test that expects it to) leaves nothing behind.
+    rmSync(scratch, { recursive: true, force: true });
+    throw error;
+  }
 }

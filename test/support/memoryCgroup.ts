@@ -97,3 +97,9 @@ export function watchAnon(group: MemoryCgroup, everyMs = 10): { peakBytes(): num
   const timer = setInterval(sample, everyMs);
   return { peakBytes: () => (sample(), peak), stop: () => clearInterval(timer) };
 }
+
+/** The peak resident memory of a live process (VmHWM), in MiB. */
+export function peakRssMiB(pid: number): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) / 1024;
+}

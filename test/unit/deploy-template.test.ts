@@ -105,7 +105,8 @@ describe('stack.yml and the template', () => {
     assert.ok(all.includes('npm ci'), "npm ci for the template's build tools");
     assert.ok(all.includes('cd function && npm ci'), "npm ci in function/ for the function's types");
     assert.ok(all.some((r) => /^npx tsc -p tsconfig\.json$/.test(r)));
-    assert.ok(all.some((r) => /^npm ci --omit=dev\b/.test(r)), 'production dependencies only, from the lockfile');
+    // npm 11, not node:22-alpine's 10.9, which installs sharp's WebAssembly build besides the native one.
+    assert.equal(all.filter((r) => /^npx -y npm@11\.\d+\.\d+ ci --omit=dev$/.test(r)).length, 2, "production dependencies only, the wrapper's and the function's, from their lockfiles");
     assert.ok(!all.some((r) => /\bnpm (i|install)\b/.test(r)), 'npm ci, never npm install');
     // Nothing from the host's node_modules: sharp must be installed for musl.
     for (const copy of stages.flatMap((s) => s.instructions).filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))) {
@@ -115,12 +116,27 @@ describe('stack.yml and the template', () => {
     for (const entry of ['node_modules', 'function/node_modules', 'dist']) assert.ok(ignore.includes(entry), `.dockerignore ${entry}`);
   });
 
-  it("pins the function's dependencies to the root package.json's, with a lockfile in step", () => {
+  it('copies fwatchdog once with its mode, runs the function\'s tests unless TEST_ENABLED=false, and says what the package.json files are', () => {
+    const dockerfile = readFileSync(path.join(templateDir, 'Dockerfile'), 'utf8');
+    const copy = ship.instructions.find((i) => i.keyword === 'COPY' && i.args.includes('/fwatchdog'));
+    assert.match(copy?.args ?? '', /--chmod=755/);
+    assert.ok(!stages.flatMap(runs).some((r) => /chmod/.test(r)), 'a RUN chmod copies the binary into a layer again');
+    const build = stages.find((st) => st.name === 'build')!;
+    assert.ok(build.instructions.some((i) => i.keyword === 'ARG' && i.args === 'TEST_ENABLED=true'));
+    assert.ok(runs(build).includes('[ "$TEST_ENABLED" = "false" ] && echo "skipping tests" || (cd function && npm test --if-present)'));
+    const wrapper = readJson(path.join(templateDir, 'package.json'));
+    assert.match(dockerfile, new RegExp(`/home/app/package.json +the template's \\("type": "${wrapper.type}"\\)`));
+    assert.doesNotMatch(dockerfile, /"type": "module"/, 'no package.json here is an ES module package');
+  });
+
+  it("pins the function's and the wrapper's dependencies to the root package.json's, with a lockfile in step", () => {
     const root = readJson(path.join(repoRoot, 'package.json'));
     const pkg = readJson(path.join(handlerDir, 'package.json'));
+    const wrapper = readJson(path.join(templateDir, 'package.json'));
     assert.equal(pkg.name, 'todo-app-function');
     assert.equal(pkg.type, 'commonjs', 'CommonJS: require() of the built-ins is the cheap start (README, Speed)');
-    assert.deepEqual(pkg.dependencies, root.dependencies);
+    // The root installs what dist/ runs with: the function's dependencies and the wrapper's.
+    assert.deepEqual(root.dependencies, { ...pkg.dependencies, ...wrapper.dependencies });
     // Only type declarations tsc needs in the image's build stage, at the root's versions.
     for (const [name, version] of Object.entries(pkg.devDependencies ?? {})) {
       assert.match(name, /^@types\//);
@@ -137,7 +153,12 @@ describe('stack.yml and the template', () => {
   it("pins the template's build tools, typescript 5.9 and @types/node, with a lockfile in step", () => {
     const pkg = readJson(path.join(templateDir, 'package.json'));
     assert.equal(pkg.type, 'commonjs', 'dist/index.js is CommonJS');
-    assert.deepEqual(pkg.dependencies ?? {}, {}, 'the wrapper has no runtime dependencies');
+    // body-parser as openfaas/templates node22 has it (^2.2.0 there, exact here); bytes reads MAX_RAW_SIZE at start as body-parser does.
+    assert.deepEqual(Object.keys(pkg.dependencies).sort(), ['body-parser', 'bytes'], 'the official parsers, nothing else');
+    assert.match(pkg.dependencies['body-parser'], /^2\.\d+\.\d+$/);
+    for (const [name, version] of Object.entries(pkg.dependencies as Record<string, string>)) {
+      assert.equal(JSON.parse(readFileSync(path.join(templateDir, 'package-lock.json'), 'utf8')).packages[`node_modules/${name}`]?.version, version, name);
+    }
     assert.equal(pkg.devDependencies.typescript, '5.9.3');
     assert.match(pkg.devDependencies['@types/node'], /^2[02]\.\d+\.\d+$/, 'an exact @types/node 20 or 22');
     const lock = readJson(path.join(templateDir, 'package-lock.json'));

@@ -5,7 +5,7 @@
 // parseDurationErrorTests), in milliseconds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { intOrDuration, parseGoDuration, readPlatform, shutdownPlan } from '../../template/node22-ts/watchdog.ts';
+import { intOrDuration, MAX_TIMER_MS, parseGoDuration, readPlatform, shutdownPlan } from '../../template/node22-ts/watchdog.ts';
 
 const S = 1000;
 const M = 60 * S;
@@ -83,9 +83,15 @@ describe("config.go parseIntOrDurationValue and the defaults", () => {
   it("the shutdown: the function's work ends a second before the watchdog may exit, listening a second after", () => {
     const behind = readPlatform({ upstream_url: 'http://127.0.0.1:3000', healthcheck_interval: '5s', write_timeout: '25s' });
     assert.deepEqual(shutdownPlan(behind, 'SIGTERM'), { acceptMs: 6 * S, withinMs: 4 * S, finishMs: 25 * S });
-    assert.deepEqual(shutdownPlan(behind, 'SIGINT'), { acceptMs: 0, withinMs: 20 * S, finishMs: 20 * S }, 'Ctrl-C is not the watchdog');
-    assert.deepEqual(shutdownPlan(readPlatform({}), 'SIGTERM'), { acceptMs: 0, withinMs: 20 * S, finishMs: 20 * S });
+    assert.deepEqual(shutdownPlan(behind, 'SIGINT'), { acceptMs: 0, withinMs: 20 * S, finishMs: 25 * S }, 'Ctrl-C is not the watchdog');
+    assert.deepEqual(shutdownPlan(readPlatform({}), 'SIGTERM'), { acceptMs: 0, withinMs: 20 * S, finishMs: 25 * S }, "the answers get 5 s past the function's work, 5 s before the kubelet's SIGKILL at 30 s");
     const never = readPlatform({ upstream_url: 'http://127.0.0.1:3000', healthcheck_interval: '0' });
     assert.equal(shutdownPlan(never, 'SIGTERM').acceptMs, Infinity);
+  });
+
+  it('durations longer than a timer can wait are clamped to 2^31 - 1 ms, never turned into 1 ms', () => {
+    const far = readPlatform({ upstream_url: 'http://127.0.0.1:3000', healthcheck_interval: '720h', write_timeout: '720h' });
+    assert.deepEqual(shutdownPlan(far, 'SIGTERM'), { acceptMs: MAX_TIMER_MS, withinMs: MAX_TIMER_MS, finishMs: MAX_TIMER_MS });
+    assert.equal(MAX_TIMER_MS, 2_147_483_647);
   });
 });
