@@ -85,11 +85,12 @@ const MIB = 1024 * 1024;
  */
 export const PROCESS_RESERVE_BYTES = 64 * MIB;
 /**
- * Copies of a picture alive while a new one is decoded, each up to MAX_IMAGE_BYTES: the
- * download's bytes, the page being built from them and the page still served (a page is the
- * picture in base64, 4/3 of it, and the copy of the previous page a slow client still reads).
+ * Copies of a picture the function holds while a new one is decoded, each up to
+ * MAX_IMAGE_BYTES (a page is the picture in base64, 4/3 of it): the download's bytes, the page
+ * built from them and the page still served. Older pages that slow clients still read are
+ * the wrapper's to bound (its MAX_UNSENT_BYTES, passed to init()), and counted apart.
  */
-export const PICTURE_COPIES = 4;
+export const PICTURE_COPIES = 3;
 
 /**
  * The memory limit of this process: its cgroup's (v2 memory.max, or v1 memory.limit_in_bytes,
@@ -104,15 +105,17 @@ export function memoryLimit(): number {
 
 /**
  * The decode budget when DECODE_BUDGET_BYTES is unset: the memory limit less what the process
- * holds anyway (PROCESS_RESERVE_BYTES and PICTURE_COPIES pictures). In stack.yml's 256 MiB with
- * the default MAX_IMAGE_BYTES (10 MiB): 256 - 64 - 40 = 152 MiB. Never below 0: a limit too
- * small for the reserve refuses every picture that needs decoding, and says why.
+ * holds anyway (PROCESS_RESERVE_BYTES, PICTURE_COPIES pictures, and what slow clients may pin:
+ * `unsentBytes`, the wrapper's MAX_UNSENT_BYTES). In stack.yml's 256 MiB with the defaults
+ * (MAX_IMAGE_BYTES 10 MiB, MAX_UNSENT_BYTES 32 MiB): 256 - 64 - 30 - 32 = 130 MiB. Never below
+ * 0: a limit too small for the reserve refuses every picture that needs decoding, and says why.
  */
-export function derivedDecodeBudget(limitBytes: number, maxImageBytes: number): number {
-  return Math.max(0, limitBytes - PROCESS_RESERVE_BYTES - PICTURE_COPIES * maxImageBytes);
+export function derivedDecodeBudget(limitBytes: number, maxImageBytes: number, unsentBytes = 0): number {
+  return Math.max(0, limitBytes - PROCESS_RESERVE_BYTES - PICTURE_COPIES * maxImageBytes - unsentBytes);
 }
 
-export function loadConfig(env: Env = process.env, limitBytes: () => number = memoryLimit): Config {
+/** `unsentBytes`: what answers queued to slow clients may pin, as the wrapper bounds it (StartInfo.maxUnsentBytes). */
+export function loadConfig(env: Env = process.env, limitBytes: () => number = memoryLimit, unsentBytes = 0): Config {
   const logLevel = read(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel);
@@ -129,7 +132,7 @@ export function loadConfig(env: Env = process.env, limitBytes: () => number = me
     fetchTimeoutMs: wholeNumber(env, 'FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     maxImageBytes,
     decodeBudgetBytes:
-      memoryLimitBytes === undefined ? wholeNumber(env, 'DECODE_BUDGET_BYTES', 0, 16 * MIB, 1024 * 1024 * MIB) : derivedDecodeBudget(memoryLimitBytes, maxImageBytes),
+      memoryLimitBytes === undefined ? wholeNumber(env, 'DECODE_BUDGET_BYTES', 0, 16 * MIB, 1024 * 1024 * MIB) : derivedDecodeBudget(memoryLimitBytes, maxImageBytes, unsentBytes),
     memoryLimitBytes,
     enableShutdown: flag(env, 'ENABLE_SHUTDOWN'),
     logLevel,

@@ -3,7 +3,7 @@
 // official node templates take a default export instead; node22-ts runs both
 // (template/node22-ts/README.md). One route serves the page; the rest is answered
 // plainly and never touches a file.
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, memoryLimit, type Config } from './config.js';
 import { ImageCache } from './imageCache.js';
 import { createLog, type Logger } from './log.js';
 import { precondition, renderUnavailable, type Page } from './page.js';
@@ -35,12 +35,12 @@ let volumeState: VolumeState;
 export const maxBodyBytes = 0;
 
 /** Called by the wrapper before it listens: a bad setting stops the start here. */
-export async function init(start: { requestTimeoutMs?: number | undefined } = {}): Promise<void> {
+export async function init(start: { requestTimeoutMs?: number | undefined; maxUnsentBytes?: number } = {}): Promise<void> {
   // Node ignores SIGXFSZ so that a write past a file size limit fails with EFBIG. proper-lockfile's
   // signal-exit listens for it and re-raises it when no one else does, which kills the process
   // mid-refresh: a listener of our own keeps it a write error that the refresh logs.
   process.on('SIGXFSZ', () => undefined);
-  config = loadConfig();
+  config = loadConfig(process.env, memoryLimit, start.maxUnsentBytes ?? 0);
   checkAgainstPlatform(config, start.requestTimeoutMs);
   log = createLog(config.logLevel, config.logFile, () => {
     if (listeningOn !== undefined) logStart();

@@ -18,6 +18,11 @@ export type Handler = (event: FunctionEvent, context: FunctionContext, callback:
 export interface StartInfo {
   /** The request deadline: of-watchdog's exec_timeout. Undefined: no such bound. */
   requestTimeoutMs: number | undefined;
+  /**
+   * MAX_UNSENT_BYTES: the most memory answers still queued to slow or stalled clients may pin
+   * (distinct bodies, counted once each). Memory the function cannot count as its own.
+   */
+  maxUnsentBytes: number;
 }
 
 export interface Hooks {

@@ -59,12 +59,13 @@ async function main(): Promise<void> {
     fatal((error as Error).message);
   }
   const lock = healthLock(platform);
-  const inFlight = new InFlight(maxUnsentBytes(process.env.MAX_UNSENT_BYTES));
+  const unsentBound = maxUnsentBytes(process.env.MAX_UNSENT_BYTES);
+  const inFlight = new InFlight(unsentBound);
 
   let loaded: Loaded;
   try {
     loaded = await loadHandler(__dirname);
-    await loaded.hooks.init?.({ requestTimeoutMs: platform.requestTimeoutMs });
+    await loaded.hooks.init?.({ requestTimeoutMs: platform.requestTimeoutMs, maxUnsentBytes: unsentBound });
   } catch (error) {
     fatal(error instanceof Error ? error.message : String(error));
   }

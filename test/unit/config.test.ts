@@ -56,10 +56,12 @@ describe('settings', () => {
   it("derives the decode budget from the memory limit: the limit less the process's reserve and four pictures", () => {
     const MIB = 1024 * 1024;
     const limit = 256 * MIB;
-    const derived = loadConfig({}, () => limit);
+    const unsent = 32 * MIB; // the wrapper's MAX_UNSENT_BYTES, passed to init()
+    const derived = loadConfig({}, () => limit, unsent);
     assert.equal(derived.memoryLimitBytes, limit);
-    assert.equal(derived.decodeBudgetBytes, 152 * MIB, 'stack.yml: 256 MiB - 64 MiB - 4 x 10 MiB');
-    assert.equal(loadConfig({ MAX_IMAGE_BYTES: String(20 * MIB) }, () => limit).decodeBudgetBytes, 112 * MIB);
+    assert.equal(derived.decodeBudgetBytes, 130 * MIB, 'stack.yml: 256 MiB - 64 MiB - 3 x 10 MiB - 32 MiB');
+    assert.equal(loadConfig({ MAX_IMAGE_BYTES: String(20 * MIB) }, () => limit, unsent).decodeBudgetBytes, 100 * MIB);
+    assert.equal(loadConfig({}, () => limit).decodeBudgetBytes, 162 * MIB, 'without a wrapper that says what slow clients may pin');
     assert.equal(loadConfig({}, () => 64 * MIB).decodeBudgetBytes, 0, 'a limit below the reserve refuses every decode');
     assert.equal(loadConfig({ DECODE_BUDGET_BYTES: String(300 * MIB) }, () => limit).decodeBudgetBytes, 300 * MIB, 'the setting wins');
   });
