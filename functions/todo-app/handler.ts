@@ -47,13 +47,15 @@ export async function init(start: { requestTimeoutMs?: number | undefined; maxUn
   });
   debugRequests = log.isLevelEnabled('debug');
   const volume = new Volume(config.imageDir, log);
-  volumeState = await volume.state();
+  cache = new ImageCache(config, volume, log);
+  // Side by side: the probe of the folder and the read of what it holds are independent file
+  // operations, and a cold start waits for both. A folder made by state() holds nothing to read.
+  const [state] = await Promise.all([volume.state(), cache.load().catch(() => false)]);
+  volumeState = state;
   // Said now, before any request: a volume that cannot keep the image defeats the reason for the
   // volume, and the first download is too late to learn it. Loading pino for it costs a start only here.
   const advice = volumeAdvice(volumeState);
   if (advice !== undefined) log.warn({ ...volumeState, fix: advice }, volumeWarning(volumeState));
-  cache = new ImageCache(config, volume, log);
-  await cache.load().catch(() => false);
 }
 
 /**

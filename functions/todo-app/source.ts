@@ -12,9 +12,8 @@
 // dnsLookup), so a DNS answer cannot point elsewhere than what was checked;
 // literal addresses in a redirect are checked before it is followed. The kinds
 // are ipaddr.js's ranges (what proxy-addr and Express use); 'unicast' is public.
-import dns from 'node:dns';
 import type { Got } from 'got';
-import type { LookupAddress } from 'node:dns';
+import type { LookupAddress, LookupOptions } from 'node:dns';
 
 export type SourceErrorCode = 'HTTP_STATUS' | 'NOT_IMAGE' | 'TOO_LARGE' | 'TIMEOUT' | 'REDIRECTS' | 'ADDRESS_REFUSED' | 'NETWORK' | 'ABORTED';
 
@@ -63,6 +62,11 @@ function got(): Promise<{ got: Got; ipaddr: IpAddr }> {
   return client;
 }
 
+/** node:dns, loaded with the first download: its require costs 2 ms of a cold start that never downloads. */
+function dns(): typeof import('node:dns') {
+  return require('node:dns') as typeof import('node:dns');
+}
+
 /** A URL as a log line may carry it: a user name and a password in it are replaced. */
 export function withoutCredentials(url: URL | string): string {
   const parsed = new URL(url);
@@ -80,14 +84,14 @@ export function withoutCredentialsIn(text: string): string {
 /** The kinds of address a download of `url` may connect to: public ones, and the kinds of IMAGE_URL's own addresses. */
 async function allowedRanges(url: URL, ipaddr: IpAddr): Promise<Set<string>> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const own = ipaddr.isValid(host) ? [host] : (await dns.promises.lookup(host, { all: true }).catch(() => [] as LookupAddress[])).map((a) => a.address);
+  const own = ipaddr.isValid(host) ? [host] : (await dns().promises.lookup(host, { all: true }).catch(() => [] as LookupAddress[])).map((a) => a.address);
   return new Set(['unicast', ...own.map((address) => ipaddr.process(address).range())]);
 }
 
 /** dns.lookup for got's connections, keeping only addresses of the allowed kinds. */
 function guardedLookup(allowed: Set<string>, ipaddr: IpAddr) {
-  return (hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void): void => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+  return (hostname: string, options: LookupOptions, callback: (...args: unknown[]) => void): void => {
+    dns().lookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error);
       const kept = addresses.filter((a) => allowed.has(ipaddr.process(a.address).range()));
       if (kept.length === 0) {
