@@ -4,7 +4,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../test/support/fn.ts';
 
@@ -36,17 +35,7 @@ export function request(url: string, method = 'GET', timeoutMs = 30_000): Promis
   });
 }
 
-/** Whether something accepts a TCP connection on the port now (one new connection, closed at once). */
-export function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+export { accepts } from '../test/support/ports.ts';
 
 /** Peak resident set size of a live process, in MB (VmHWM). */
 export function peakRssMb(pid: number): number {

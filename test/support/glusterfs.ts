@@ -11,11 +11,11 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { eventually, repoRoot } from './fn.ts';
+import { accepts } from './ports.ts';
 
 const run = promisify(execFile);
 
@@ -47,17 +47,6 @@ export async function glusterUnavailable(): Promise<string | undefined> {
   if (address !== '127.0.0.1') return `the host name ${host} resolves to ${address}, not 127.0.0.1: gluster's traffic would leave loopback`;
   if (await accepts(GLUSTERD_PORT)) return `port ${GLUSTERD_PORT} is taken (a glusterd already running?): the test's own glusterd needs it`;
   return undefined;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Cleanups still owed if the test process exits without close(): a crash must not leave mounts behind. */
