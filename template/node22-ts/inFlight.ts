@@ -88,9 +88,4 @@ export class InFlight {
     if (this.answers.size === 0) return Promise.resolve();
     return new Promise((resolve) => (this.onEmpty = resolve));
   }
-
-  /** The bytes of distinct bodies unfinished answers hold now. */
-  unsentBytes(): number {
-    return this.unsent.bytes();
-  }
 }

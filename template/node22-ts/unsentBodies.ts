@@ -32,11 +32,6 @@ export class UnsentBodies {
     private readonly onDrop: (dropped: Dropped) => void,
   ) {}
 
-  /** The bytes of distinct bodies held now. */
-  bytes(): number {
-    return this.total;
-  }
-
   /** The answer holds the body until it closes (its last byte left, or its connection went). */
   hold(res: http.ServerResponse, body: Body, bytes: number): void {
     let entry = this.held.get(body);
