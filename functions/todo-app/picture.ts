@@ -125,8 +125,9 @@ function undecodable(error: unknown): PictureError {
  * or the browser. One sequential pass that squeezes each line into one pixel: libvips streams
  * it, and every line and every pixel is read. A pass into 1 x 1 would not do: libvips' shrink
  * drops the last (height mod factor) lines unread, and a JPEG cut short there passed.
+ * `hash`: the bytes' sha256 when the caller has it already, not computed a second time.
  */
-export async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<Picture> {
+export async function inspect(bytes: Buffer, limits: DecodeLimits, hash?: string): Promise<Picture> {
   if (bytes.length > limits.maxBytes) throw new PictureError(`${bytes.length} bytes is over MAX_IMAGE_BYTES ${limits.maxBytes}`);
   return oneAtATime(async () => {
     try {
@@ -140,7 +141,7 @@ export async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<Pict
         .resize(1, meta.pageHeight ?? meta.height, { fit: 'fill' })
         .raw()
         .toBuffer();
-      return { mime, width: meta.width, height: meta.height, sha256: sha256(bytes) };
+      return { mime, width: meta.width, height: meta.height, sha256: hash ?? sha256(bytes) };
     } catch (error) {
       throw undecodable(error);
     }

@@ -24,7 +24,7 @@ export class VerifiedPictures {
   /** What a download's bytes are; throws a PictureError when they do not decode, or must not be. */
   async check(bytes: Buffer): Promise<Picture> {
     const hash = sha256(bytes);
-    return this.marked(hash, () => inspect(bytes, this.limits));
+    return this.marked(hash, () => inspect(bytes, this.limits, hash));
   }
 
   /** What the bytes saved as `name` are; throws a PictureError when they do not decode. */
@@ -33,7 +33,7 @@ export class VerifiedPictures {
     const known = trustedVerdict(await this.volume.readVerdict(name), hash);
     if (known !== undefined) return known;
     if (this.refused?.sha256 === hash) throw this.refused.error;
-    const picture = await this.marked(hash, () => inspect(bytes, this.limits)).catch((error: Error) => {
+    const picture = await this.marked(hash, () => inspect(bytes, this.limits, hash)).catch((error: Error) => {
       this.refused = { sha256: hash, error };
       throw error;
     });
